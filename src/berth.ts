@@ -1,0 +1,127 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type Dockerode from 'dockerode';
+import { createDocker } from '../scheduler/docker.ts';
+import { createProxyServer } from '../proxy/proxy-server.ts';
+import { AccountService } from './accounts/account.service.ts';
+import { createApp } from './app.ts';
+import type { BerthConfig } from './config.ts';
+import type { Dependencies } from './context.ts';
+import { openStorage, type Storage } from './database.ts';
+import { HealthService } from './health/health.service.ts';
+import type { Logger } from './logger.ts';
+import { ServiceService } from './services/service.service.ts';
+
+export const ROLES = ['api', 'proxy', 'scheduler', 'all'] as const;
+export type Role = (typeof ROLES)[number];
+
+export type BerthState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export interface BerthOptions {
+  config: BerthConfig;
+  logger: Logger;
+  /** Which part of berth this process runs. Default 'all'. */
+  role?: Role;
+  /** Injected in tests; defaults to the engine DOCKER_HOST names. */
+  docker?: Dockerode;
+}
+
+/** One berth process: storage, the API and the proxy listener, per its role. */
+export class Berth {
+  private state: BerthState = 'created';
+  private apiServer: http.Server | undefined;
+  private proxyServer: http.Server | undefined;
+  private stopping: Promise<void> | undefined;
+
+  private constructor(
+    readonly config: BerthConfig,
+    readonly role: Role,
+    private readonly logger: Logger,
+    private readonly storage: Storage,
+    private readonly deps: Dependencies,
+    /** The admin token generated at this start, if any; shown once. */
+    readonly generatedAdminToken: string | undefined,
+    private readonly startedAt: Date,
+  ) {}
+
+  static async create(options: BerthOptions): Promise<Berth> {
+    const { config, logger } = options;
+    const startedAt = new Date();
+    const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+    const docker = options.docker ?? createDocker();
+    const accounts = new AccountService(storage.db, config.adminToken);
+    const generatedAdminToken = await accounts.bootstrapAdmin(logger);
+    const deps: Dependencies = {
+      config,
+      logger,
+      storage,
+      accounts,
+      services: new ServiceService({ db: storage.db, docker, logger, imagePrefix: config.imagePrefix }),
+      health: new HealthService(storage.db, docker, startedAt),
+    };
+    return new Berth(config, options.role ?? 'all', logger, storage, deps, generatedAdminToken, startedAt);
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== 'created') throw new Error(`cannot start berth in state ${this.state}`);
+    this.setState('starting');
+    if (this.role === 'api' || this.role === 'all') {
+      this.apiServer = http.createServer(createApp(this.deps, this.startedAt).callback());
+      await listen(this.apiServer, this.config.apiPort, this.config.bind);
+    }
+    if (this.role === 'proxy' || this.role === 'all') {
+      this.proxyServer = createProxyServer();
+      await listen(this.proxyServer, this.config.proxyPort, this.config.bind);
+    }
+    this.setState('running');
+    this.logger.info(
+      { role: this.role, api_port: this.apiPort, proxy_port: this.proxyPort, database: this.storage.kind },
+      'berth is running',
+    );
+  }
+
+  /** Port the API listens on (useful when configured as 0). */
+  get apiPort(): number | undefined {
+    return (this.apiServer?.address() as AddressInfo | null)?.port;
+  }
+
+  get proxyPort(): number | undefined {
+    return (this.proxyServer?.address() as AddressInfo | null)?.port;
+  }
+
+  /** Stops listening and closes storage. Backends keep running. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.setState('stopping');
+    await Promise.all([close(this.apiServer), close(this.proxyServer)]);
+    await this.storage.close();
+    this.setState('stopped');
+  }
+
+  private setState(state: BerthState): void {
+    this.logger.debug({ from: this.state, to: state }, 'berth state');
+    this.state = state;
+  }
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
+function close(server: http.Server | undefined): Promise<void> {
+  if (!server?.listening) return Promise.resolve();
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}

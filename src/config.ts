@@ -1,0 +1,121 @@
+import { z } from 'zod';
+
+/**
+ * Everything berth reads from its environment, validated once at start and
+ * frozen. Modules receive the parts they need; none of them reads process.env.
+ */
+export interface BerthConfig {
+  /** Port of the HTTP API. Default 8080. */
+  readonly apiPort: number;
+  /** Port of the proxy listener. Default 9090. */
+  readonly proxyPort: number;
+  /** Address both listeners bind to. Default 127.0.0.1. */
+  readonly bind: string;
+  /** Base URL clients use for the API (no trailing slash). Default http://{bind}:{apiPort}. */
+  readonly publicApiUrl: string;
+  /** Base URL of the proxy (no trailing slash). Default http://{bind}:{proxyPort}. */
+  readonly publicProxyUrl: string;
+  /** When set, connection URLs become https://{backend_id}.{domain}/{token}/. */
+  readonly proxyDomain: string | undefined;
+  /** PostgreSQL connection string; unset means the embedded PGlite. */
+  readonly databaseUrl: string | undefined;
+  /** Where PGlite keeps its files. Default ./.berth */
+  readonly dataDir: string;
+  /** Bootstrap admin token; generated and printed once when unset. */
+  readonly adminToken: string | undefined;
+  /** How long a backend may take to answer HTTP before it is terminated. Default 300 s. */
+  readonly startupTimeoutMs: number;
+  /** Prefix of every service's default image repository. Default empty. */
+  readonly imagePrefix: string;
+  /** Requests one token may make per rate-limit window. Default 1200. */
+  readonly rateLimit: number;
+  /** Length of the rate-limit window. Default 60 s. */
+  readonly rateLimitWindowMs: number;
+  /** pino log level. Default info. */
+  readonly logLevel: string;
+}
+
+const port = (fallback: number) =>
+  z.coerce.number().int().min(0).max(65535).default(fallback);
+const seconds = (fallback: number) =>
+  z.coerce.number().positive().max(365 * 24 * 3600).default(fallback);
+const url = z
+  .url({ protocol: /^https?$/ })
+  .transform((value) => value.replace(/\/+$/, ''))
+  .optional();
+const nonEmpty = z.string().trim().min(1).optional();
+
+const ENV_SCHEMA = z.object({
+  BERTH_API_PORT: port(8080),
+  BERTH_PROXY_PORT: port(9090),
+  BERTH_BIND: z.union([z.ipv4(), z.ipv6(), z.literal('localhost')]).default('127.0.0.1'),
+  BERTH_PUBLIC_API_URL: url,
+  BERTH_PUBLIC_PROXY_URL: url,
+  BERTH_PROXY_DOMAIN: z
+    .string()
+    .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(:\d{1,5})?$/i, 'must be a domain name')
+    .optional(),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
+    .optional(),
+  BERTH_DATA_DIR: z.string().min(1).default('./.berth'),
+  BERTH_ADMIN_TOKEN: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16,}$/, 'must look like <id>.<secret> with a secret of at least 16 characters from [A-Za-z0-9_-]')
+    .optional(),
+  BERTH_STARTUP_TIMEOUT_SECONDS: seconds(300),
+  BERTH_IMAGE_PREFIX: z
+    .string()
+    .regex(/^([a-z0-9]+([._-][a-z0-9]+)*(:\d+)?\/)*$/, 'must be empty or a repository path ending in "/"')
+    .default(''),
+  BERTH_RATE_LIMIT: z.coerce.number().int().positive().default(1200),
+  BERTH_RATE_LIMIT_WINDOW_SECONDS: seconds(60),
+  BERTH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    readonly problem: string,
+  ) {
+    super(`invalid configuration: ${variable} ${problem}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads and validates the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
+  // An empty variable means "unset": `FOO= berth serve` must not fail validation.
+  const present = Object.fromEntries(
+    Object.keys(ENV_SCHEMA.shape).flatMap((name) => {
+      const value = env[name];
+      return value === undefined || value === '' ? [] : [[name, value]];
+    }),
+  );
+  const parsed = ENV_SCHEMA.safeParse(present);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const variable = String(issue?.path[0] ?? 'environment');
+    const value = present[variable];
+    throw new ConfigError(variable, `${issue?.message ?? 'is invalid'} (got ${JSON.stringify(value)})`);
+  }
+  const e = parsed.data;
+  const host = e.BERTH_BIND.includes(':') ? `[${e.BERTH_BIND}]` : e.BERTH_BIND;
+  return Object.freeze({
+    apiPort: e.BERTH_API_PORT,
+    proxyPort: e.BERTH_PROXY_PORT,
+    bind: e.BERTH_BIND,
+    publicApiUrl: e.BERTH_PUBLIC_API_URL ?? `http://${host}:${e.BERTH_API_PORT}`,
+    publicProxyUrl: e.BERTH_PUBLIC_PROXY_URL ?? `http://${host}:${e.BERTH_PROXY_PORT}`,
+    proxyDomain: e.BERTH_PROXY_DOMAIN,
+    databaseUrl: e.DATABASE_URL,
+    dataDir: e.BERTH_DATA_DIR,
+    adminToken: e.BERTH_ADMIN_TOKEN,
+    startupTimeoutMs: e.BERTH_STARTUP_TIMEOUT_SECONDS * 1000,
+    imagePrefix: e.BERTH_IMAGE_PREFIX,
+    rateLimit: e.BERTH_RATE_LIMIT,
+    rateLimitWindowMs: e.BERTH_RATE_LIMIT_WINDOW_SECONDS * 1000,
+    logLevel: e.BERTH_LOG_LEVEL,
+  });
+}

@@ -1,0 +1,34 @@
+import type Router from '@koa/router';
+import type { RouterContext, RouterMiddleware } from '@koa/router';
+import type { Principal } from './accounts/account.service.ts';
+import type { AccountService } from './accounts/account.service.ts';
+import type { BerthConfig } from './config.ts';
+import type { Storage } from './database.ts';
+import type { HealthService } from './health/health.service.ts';
+import type { Logger } from './logger.ts';
+import type { ServiceService } from './services/service.service.ts';
+
+/** What a request has learned about itself on the way in. */
+export interface BerthState {
+  requestId: string;
+  /** Set by the `authenticated` middleware. */
+  principal?: Principal;
+}
+
+/** Everything controllers may use; attached once to app.context. */
+export interface Dependencies {
+  config: BerthConfig;
+  logger: Logger;
+  storage: Storage;
+  accounts: AccountService;
+  services: ServiceService;
+  health: HealthService;
+}
+
+export interface BerthContextExtras {
+  deps: Dependencies;
+}
+
+export type BerthContext = RouterContext<BerthState, BerthContextExtras>;
+export type BerthRouter = Router<BerthState, BerthContextExtras>;
+export type BerthMiddleware = RouterMiddleware<BerthState, BerthContextExtras>;

@@ -1,0 +1,66 @@
+import type { Middleware } from 'koa';
+import { customAlphabet } from 'nanoid';
+import { BerthError, errorBody } from '../errors.ts';
+import type { Logger } from '../logger.ts';
+import type { BerthContextExtras, BerthState } from '../context.ts';
+import { sendJson } from './json.ts';
+
+const newRequestId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 16);
+
+export class RouteNotFoundError extends BerthError {
+  constructor(method: string, path: string) {
+    super(404, 'not_found_error', 'route_not_found', `no route for ${method} ${path}`);
+  }
+}
+
+/**
+ * First in the chain: gives the request an id, turns every error into the one
+ * error body, and writes one log line per request. Internals never leak: an
+ * error that is not a BerthError becomes an opaque 500 whose id finds the log.
+ */
+export function handleRequests(logger: Logger): Middleware<BerthState, BerthContextExtras> {
+  return async (ctx, next) => {
+    const started = performance.now();
+    const requestId = `req_${newRequestId()}`;
+    ctx.state.requestId = requestId;
+    ctx.set('X-Request-Id', requestId);
+    let failure: unknown;
+    try {
+      await next();
+      if (ctx.status === 404 && ctx.body == null && ctx.respond !== false) {
+        throw new RouteNotFoundError(ctx.method, ctx.path);
+      }
+    } catch (error) {
+      failure = error;
+      const berthError = toBerthError(error);
+      for (const [name, value] of Object.entries(berthError.headers)) ctx.set(name, value);
+      sendJson(ctx, errorBody(berthError, requestId), berthError.status);
+    }
+    const line = {
+      request_id: requestId,
+      method: ctx.method,
+      path: ctx.path,
+      status: ctx.status,
+      duration_ms: Math.round((performance.now() - started) * 10) / 10,
+    };
+    if (ctx.status >= 500) logger.error({ ...line, err: failure }, 'request failed');
+    else logger.info(line, 'request');
+  };
+}
+
+function toBerthError(error: unknown): BerthError {
+  if (error instanceof BerthError) return error;
+  const status = (error as { status?: unknown }).status;
+  const expose = (error as { expose?: unknown }).expose === true;
+  // Koa and router errors (405, 501) carry a status and are safe to show.
+  if (expose && typeof status === 'number') {
+    if (status === 405) {
+      return new BerthError(405, 'method_not_allowed_error', 'method_not_allowed', (error as Error).message);
+    }
+    const type = status === 404 ? 'not_found_error' : status < 500 ? 'invalid_request_error' : 'internal_error';
+    return new BerthError(status, type, 'http_error', (error as Error).message);
+  }
+  return new BerthError(500, 'internal_error', 'internal_error', 'internal error; the request id finds it in the log', {
+    cause: error,
+  });
+}

@@ -1,0 +1,49 @@
+import { Command, Option } from 'commander';
+import { Berth, ROLES, type Role } from './berth.ts';
+import { ConfigError, loadConfig } from './config.ts';
+import { createLogger } from './logger.ts';
+import { VERSION } from './version.ts';
+
+const program = new Command('berth').description('Session backends on your own Docker hosts').version(VERSION);
+
+program
+  .command('serve')
+  .description('run berth: the API, the proxy and the scheduler (or one role)')
+  .addOption(new Option('--role <role>', 'which part of berth to run').choices(ROLES).default('all'))
+  .action(async (options: { role: Role }) => {
+    let config;
+    try {
+      config = loadConfig();
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        console.error(`berth: ${error.message}`);
+        process.exit(1);
+      }
+      throw error;
+    }
+    const logger = createLogger(config.logLevel);
+    const berth = await Berth.create({ config, logger, role: options.role });
+    if (berth.generatedAdminToken) {
+      // Printed once, on the start that generated it; only its hash is kept.
+      console.log(`berth: generated admin token (shown only now, keep it): ${berth.generatedAdminToken}`);
+    }
+    await berth.start();
+    const shutdown = (signal: string) => {
+      logger.info({ signal }, 'stopping berth');
+      berth.stop().then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error({ err: error }, 'berth did not stop cleanly');
+          process.exit(1);
+        },
+      );
+    };
+    process.once('SIGINT', shutdown);
+    process.once('SIGTERM', shutdown);
+  });
+
+program.parseAsync().catch((error: unknown) => {
+  console.error(`berth: ${(error as Error).message ?? String(error)}`);
+  if ((error as Error).cause) console.error((error as Error).cause);
+  process.exit(1);
+});
