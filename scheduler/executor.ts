@@ -1,0 +1,77 @@
+/**
+ * What the scheduler asks of a container engine. The Docker implementation is
+ * docker-executor.ts; the scheduler (scheduler.ts) drives it and records every
+ * step in the database.
+ */
+
+/** Labels berth puts on every container it starts. */
+export const LABELS = {
+  managed: 'berth.managed',
+  instance: 'berth.instance',
+  backendId: 'berth.backend-id',
+  account: 'berth.account',
+  service: 'berth.service',
+  key: 'berth.key',
+} as const;
+
+/** Port the app inside every container listens on (env PORT). */
+export const CONTAINER_PORT = 8080;
+
+export interface ResourceLimits {
+  /** Docker Memory, with MemorySwap equal so that the limit is real. */
+  memoryLimitBytes?: number;
+  /** CFS period in microseconds (default 100000 when a percentage is given). */
+  cpuPeriod?: number;
+  /** Share of each period the container may use, 1-100 per core... as CpuQuota = period * percent / 100. */
+  cpuPeriodPercent?: number;
+  /** Total CPU seconds (RLIMIT_CPU soft and hard). */
+  cpuTimeLimitSeconds?: number;
+  /** Writable-layer size (StorageOpt size); only some storage drivers enforce it. */
+  diskLimitBytes?: number;
+}
+
+export interface SpawnSpec {
+  backendId: string;
+  /** Installation id of this berth; containers of other installations are never touched. */
+  instanceId: string;
+  accountName: string;
+  serviceName: string;
+  key: string | null;
+  /** Image reference: `repo:tag` or an image id / digest `sha256:…`. */
+  image: string;
+  /** Full environment, reserved variables included. */
+  env: Record<string, string>;
+  /** Absolute host directory bind-mounted read-write at `mountTarget`. */
+  mount?: { source: string; target: string };
+  limits: ResourceLimits;
+}
+
+export interface StartedContainer {
+  containerId: string;
+  /** Host port on 127.0.0.1 that container port 8080 is published on. */
+  hostPort: number;
+  /** Image id (`sha256:…`) the container runs. */
+  imageDigest: string;
+}
+
+export interface ContainerState {
+  containerId: string;
+  backendId: string;
+  running: boolean;
+  exitCode: number | null;
+  oomKilled: boolean;
+  hostPort: number | null;
+}
+
+/** What the engine reports about berth's containers as it happens. */
+export type ContainerEvent =
+  | { type: 'exited'; containerId: string; backendId: string; exitCode: number | null; oomKilled: boolean }
+  | { type: 'removed'; containerId: string; backendId: string };
+
+/** Which limits this engine can enforce; a limit it cannot is refused, never ignored. */
+export interface EngineCapabilities {
+  memoryLimit: boolean;
+  swapLimit: boolean;
+  cpuCfs: boolean;
+  diskLimit: boolean;
+}
