@@ -1,0 +1,81 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type Dockerode from 'dockerode';
+import { Berth } from '../../src/berth.ts';
+import { loadConfig } from '../../src/config.ts';
+import { createLogger } from '../../src/logger.ts';
+import { createPostgresDatabase, type TestDatabase } from './databases.ts';
+
+export const ADMIN_TOKEN = 'admin.test-admin-secret-0123456789';
+
+export interface TestBerthOptions {
+  database: TestDatabase;
+  /** Extra environment for loadConfig. */
+  env?: Record<string, string>;
+  docker?: Dockerode;
+}
+
+/**
+ * A real berth listening on real ports, with its own storage: a PGlite
+ * directory or a fresh PostgreSQL database. `restart()` stops it and starts a
+ * new process-equivalent on the same storage and ports.
+ */
+export class TestBerth {
+  berth!: Berth;
+  apiUrl = '';
+  proxyUrl = '';
+
+  private constructor(
+    private readonly env: Record<string, string>,
+    private readonly dataDir: string,
+    private readonly docker: Dockerode | undefined,
+  ) {}
+
+  static async start(options: TestBerthOptions): Promise<TestBerth> {
+    const dataDir = await mkdtemp(join(tmpdir(), 'berth-test-'));
+    const [apiPort, proxyPort] = await Promise.all([freePort(), freePort()]);
+    const env: Record<string, string> = {
+      BERTH_API_PORT: String(apiPort),
+      BERTH_PROXY_PORT: String(proxyPort),
+      BERTH_DATA_DIR: dataDir,
+      BERTH_ADMIN_TOKEN: ADMIN_TOKEN,
+      BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
+      ...(options.database.kind === 'postgres' ? { DATABASE_URL: await createPostgresDatabase() } : {}),
+      ...options.env,
+    };
+    const instance = new TestBerth(env, dataDir, options.docker);
+    await instance.boot();
+    return instance;
+  }
+
+  private async boot(): Promise<void> {
+    const config = loadConfig(this.env);
+    this.berth = await Berth.create({ config, logger: createLogger(config.logLevel), docker: this.docker });
+    await this.berth.start();
+    this.apiUrl = `http://127.0.0.1:${this.berth.apiPort}`;
+    this.proxyUrl = `http://127.0.0.1:${this.berth.proxyPort}`;
+  }
+
+  async restart(): Promise<void> {
+    await this.berth.stop();
+    await this.boot();
+  }
+
+  async stop(): Promise<void> {
+    await this.berth.stop();
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
