@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig } from '../src/config.ts';
+
+describe('configuration', () => {
+  it('has the documented defaults', () => {
+    expect(loadConfig({})).toEqual({
+      apiPort: 8080,
+      proxyPort: 9090,
+      bind: '127.0.0.1',
+      publicApiUrl: 'http://127.0.0.1:8080',
+      publicProxyUrl: 'http://127.0.0.1:9090',
+      proxyDomain: undefined,
+      databaseUrl: undefined,
+      dataDir: './.berth',
+      adminToken: undefined,
+      startupTimeoutMs: 300_000,
+      imagePrefix: '',
+      rateLimit: 1200,
+      rateLimitWindowMs: 60_000,
+      logLevel: 'info',
+    });
+  });
+
+  it('derives public URLs from the bind address and ports, and trims a trailing slash', () => {
+    const config = loadConfig({ BERTH_BIND: '::1', BERTH_API_PORT: '1', BERTH_PUBLIC_PROXY_URL: 'https://p.example.com/' });
+    expect(config.publicApiUrl).toBe('http://[::1]:1');
+    expect(config.publicProxyUrl).toBe('https://p.example.com');
+  });
+
+  it('treats an empty variable as unset', () => {
+    expect(loadConfig({ BERTH_API_PORT: '', DATABASE_URL: '' }).apiPort).toBe(8080);
+  });
+
+  it('is frozen', () => {
+    expect(Object.isFrozen(loadConfig({}))).toBe(true);
+  });
+
+  it.each([
+    ['BERTH_API_PORT', 'eighty'],
+    ['BERTH_PROXY_PORT', '70000'],
+    ['BERTH_BIND', 'not an address'],
+    ['BERTH_PUBLIC_API_URL', 'ftp://x'],
+    ['BERTH_PROXY_DOMAIN', 'bad domain'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['BERTH_ADMIN_TOKEN', 'short.x'],
+    ['BERTH_STARTUP_TIMEOUT_SECONDS', '-1'],
+    ['BERTH_IMAGE_PREFIX', 'Upper/'],
+    ['BERTH_RATE_LIMIT', '0'],
+    ['BERTH_LOG_LEVEL', 'loud'],
+  ])('names %s when its value %j is bad', (variable, value) => {
+    let error: unknown;
+    try {
+      loadConfig({ [variable]: value });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as ConfigError).message).toMatch(new RegExp(`^invalid configuration: ${variable} .*\\(got "${value.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}"\\)$`));
+    expect((error as ConfigError).message).not.toContain('\n');
+  });
+});
