@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import { accountController } from './accounts/account.controller.ts';
+import { backendController } from './backends/backend.controller.ts';
 import type { BerthContextExtras, BerthState, Dependencies } from './context.ts';
 import { BerthError } from './errors.ts';
 import { healthController } from './health/health.controller.ts';
@@ -20,6 +21,7 @@ export function createApp(deps: Dependencies, envLoadedAt: Date): Koa<BerthState
   healthController(router, auth, envLoadedAt);
   accountController(router, auth);
   serviceController(router, auth);
+  backendController(router, auth);
 
   app.use(handleRequests(deps.logger));
   app.use(router.routes());

@@ -1,9 +1,16 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Dockerode from 'dockerode';
+import { nanoid } from 'nanoid';
+import { DockerExecutor } from '../scheduler/docker-executor.ts';
 import { createDocker } from '../scheduler/docker.ts';
+import { Scheduler } from '../scheduler/scheduler.ts';
 import { createProxyServer } from '../proxy/proxy-server.ts';
 import { AccountService } from './accounts/account.service.ts';
+import { findOrCreateInstallationId } from './backends/backend.repository.ts';
+import { BackendService } from './backends/backend.service.ts';
+import { DatabaseSchedulerStore } from './backends/scheduler-store.ts';
+import { StatusHub } from './backends/status-hub.ts';
 import { createApp } from './app.ts';
 import type { BerthConfig } from './config.ts';
 import type { Dependencies } from './context.ts';
@@ -39,6 +46,7 @@ export class Berth {
     private readonly logger: Logger,
     private readonly storage: Storage,
     private readonly deps: Dependencies,
+    private readonly scheduler: Scheduler | undefined,
     /** The admin token generated at this start, if any; shown once. */
     readonly generatedAdminToken: string | undefined,
     private readonly startedAt: Date,
@@ -48,9 +56,13 @@ export class Berth {
     const { config, logger } = options;
     const startedAt = new Date();
     const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
+    const role = options.role ?? 'all';
     const docker = options.docker ?? createDocker();
+    const executor = new DockerExecutor(docker, logger);
     const accounts = new AccountService(storage.db, config.adminToken);
     const generatedAdminToken = await accounts.bootstrapAdmin(logger);
+    const statusHub = await StatusHub.create(storage, logger);
+    const backends = new BackendService({ db: storage.db, engine: executor, mountBaseDir: config.mountBaseDir });
     const deps: Dependencies = {
       config,
       logger,
@@ -58,13 +70,28 @@ export class Berth {
       accounts,
       services: new ServiceService({ db: storage.db, docker, logger, imagePrefix: config.imagePrefix }),
       health: new HealthService(storage.db, docker, startedAt),
+      backends,
+      statusHub,
     };
-    return new Berth(config, options.role ?? 'all', logger, storage, deps, generatedAdminToken, startedAt);
+    let scheduler: Scheduler | undefined;
+    if (role === 'scheduler' || role === 'all') {
+      const instanceId = await findOrCreateInstallationId(storage.db, nanoid(12).toLowerCase());
+      scheduler = new Scheduler({
+        store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId),
+        executor,
+        logger,
+        startupTimeoutMs: config.startupTimeoutMs,
+        terminationGraceMs: config.terminationGraceMs,
+        sweepIntervalMs: config.sweepIntervalMs,
+      });
+    }
+    return new Berth(config, role, logger, storage, deps, scheduler, generatedAdminToken, startedAt);
   }
 
   async start(): Promise<void> {
     if (this.state !== 'created') throw new Error(`cannot start berth in state ${this.state}`);
     this.setState('starting');
+    await this.scheduler?.start();
     if (this.role === 'api' || this.role === 'all') {
       this.apiServer = http.createServer(createApp(this.deps, this.startedAt).callback());
       await listen(this.apiServer, this.config.apiPort, this.config.bind);
@@ -98,6 +125,8 @@ export class Berth {
   private async doStop(): Promise<void> {
     this.setState('stopping');
     await Promise.all([close(this.apiServer), close(this.proxyServer)]);
+    await this.scheduler?.stop();
+    await this.deps.statusHub.stop();
     await this.storage.close();
     this.setState('stopped');
   }

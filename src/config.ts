@@ -33,6 +33,12 @@ export interface BerthConfig {
   readonly rateLimitWindowMs: number;
   /** pino log level. Default info. */
   readonly logLevel: string;
+  /** Host directory under which backends may mount directories; unset disables mounts. */
+  readonly mountBaseDir: string | undefined;
+  /** Time between SIGTERM and SIGKILL of a soft termination. Default 10 s. */
+  readonly terminationGraceMs: number;
+  /** How often idle and over-lifetime backends are looked for. Default 1 s. */
+  readonly sweepIntervalMs: number;
 }
 
 const port = (fallback: number) =>
@@ -71,6 +77,9 @@ const ENV_SCHEMA = z.object({
     .default(''),
   BERTH_RATE_LIMIT: z.coerce.number().int().positive().default(1200),
   BERTH_RATE_LIMIT_WINDOW_SECONDS: seconds(60),
+  BERTH_MOUNT_BASE_DIR: z.string().regex(/^\//, 'must be an absolute path').optional(),
+  BERTH_TERMINATION_GRACE_SECONDS: seconds(10),
+  BERTH_SWEEP_INTERVAL_SECONDS: seconds(1),
   BERTH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -117,5 +126,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     rateLimit: e.BERTH_RATE_LIMIT,
     rateLimitWindowMs: e.BERTH_RATE_LIMIT_WINDOW_SECONDS * 1000,
     logLevel: e.BERTH_LOG_LEVEL,
+    mountBaseDir: e.BERTH_MOUNT_BASE_DIR?.replace(/(.)\/+$/, '$1'),
+    terminationGraceMs: e.BERTH_TERMINATION_GRACE_SECONDS * 1000,
+    sweepIntervalMs: e.BERTH_SWEEP_INTERVAL_SECONDS * 1000,
   });
 }

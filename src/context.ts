@@ -2,6 +2,8 @@ import type Router from '@koa/router';
 import type { RouterContext, RouterMiddleware } from '@koa/router';
 import type { Principal } from './accounts/account.service.ts';
 import type { AccountService } from './accounts/account.service.ts';
+import type { BackendService } from './backends/backend.service.ts';
+import type { StatusHub } from './backends/status-hub.ts';
 import type { BerthConfig } from './config.ts';
 import type { Storage } from './database.ts';
 import type { HealthService } from './health/health.service.ts';
@@ -23,6 +25,8 @@ export interface Dependencies {
   accounts: AccountService;
   services: ServiceService;
   health: HealthService;
+  backends: BackendService;
+  statusHub: StatusHub;
 }
 
 export interface BerthContextExtras {

@@ -5,6 +5,13 @@ import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import type { AccountTable, ApiTokenTable } from './accounts/account.table.ts';
 import type { EnvironmentTable, ServiceTable } from './services/service.table.ts';
+import type {
+  BackendKeyTable,
+  BackendStatusTable,
+  BackendTable,
+  ConnectionTokenTable,
+  InstallationTable,
+} from './backends/backend.table.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import type { Logger } from './logger.ts';
 
@@ -13,6 +20,11 @@ export interface Database {
   api_tokens: ApiTokenTable;
   services: ServiceTable;
   environments: EnvironmentTable;
+  installation: InstallationTable;
+  backends: BackendTable;
+  backend_statuses: BackendStatusTable;
+  backend_keys: BackendKeyTable;
+  connection_tokens: ConnectionTokenTable;
 }
 
 export type StorageKind = 'postgres' | 'pglite';

@@ -18,6 +18,9 @@ describe('configuration', () => {
       rateLimit: 1200,
       rateLimitWindowMs: 60_000,
       logLevel: 'info',
+      mountBaseDir: undefined,
+      terminationGraceMs: 10_000,
+      sweepIntervalMs: 1000,
     });
   });
 

@@ -2,6 +2,7 @@ import type Dockerode from 'dockerode';
 import { sql, type Kysely } from 'kysely';
 import { pingDocker } from '../../scheduler/docker.ts';
 import { BACKEND_STATUSES, type BackendStatus } from '../backends/backend-status.ts';
+import { countBackendsByStatus } from '../backends/backend.repository.ts';
 import type { Database } from '../database.ts';
 import { VERSION } from '../version.ts';
 
@@ -47,6 +48,7 @@ export class HealthService {
   private async countBackends(databaseUp: boolean): Promise<Record<BackendStatus, number>> {
     const counts = Object.fromEntries(BACKEND_STATUSES.map((status) => [status, 0])) as Record<BackendStatus, number>;
     if (!databaseUp) return counts;
+    for (const [status, count] of await countBackendsByStatus(this.db)) counts[status] = count;
     return counts;
   }
 }

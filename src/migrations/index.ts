@@ -1,7 +1,9 @@
 import type { Migration } from 'kysely/migration';
 import * as initial from './0001-accounts-and-services.ts';
+import * as backends from './0002-backends.ts';
 
 /** Every migration, in order. A static list so that no file-system scan is needed at start. */
 export const MIGRATIONS: Record<string, Migration> = {
   '0001-accounts-and-services': initial,
+  '0002-backends': backends,
 };

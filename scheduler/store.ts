@@ -1,0 +1,39 @@
+import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/backends/backend-status.ts';
+import type { ResourceLimits, StartedContainer } from './executor.ts';
+
+/** What the scheduler knows of a backend it runs. */
+export interface ScheduledBackend {
+  id: string;
+  accountName: string;
+  serviceName: string;
+  key: string | null;
+  fencingToken: number | null;
+  image: string;
+  env: Record<string, string>;
+  mount: { source: string; target: string } | null;
+  limits: ResourceLimits;
+  status: BackendStatus;
+  containerId: string | null;
+  createdAt: Date;
+}
+
+/**
+ * The scheduler's view of storage, implemented in src/backends/ on the
+ * database. The scheduler never touches SQL; it reads backends, records steps
+ * and hears every step recorded by any berth process.
+ */
+export interface SchedulerStore {
+  /** Id of this installation; labels containers so another installation's are never touched. */
+  readonly instanceId: string;
+  findBackend(id: string): Promise<ScheduledBackend | undefined>;
+  listLiveBackends(): Promise<ScheduledBackend[]>;
+  /** Records a step if it moves the backend forward; undefined when it would not. */
+  record(id: string, status: BackendStatus, details?: StatusDetails): Promise<StatusEvent | undefined>;
+  /** Why and how the backend is being terminated, if it is. */
+  latestTermination(id: string): Promise<{ reason: TerminationReason | null; kind: TerminationKind | null } | undefined>;
+  /** Remembers where the backend runs; the image digest only when known. */
+  setContainer(id: string, container: Omit<StartedContainer, 'imageDigest'> & { imageDigest?: string }): Promise<void>;
+  /** Ready backends idle past max_idle_seconds or older than lifetime_limit_seconds. */
+  listSweepable(now: Date): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>>;
+  subscribe(listener: (event: StatusEvent) => void): () => void;
+}

@@ -1,0 +1,162 @@
+import type { BerthContext, BerthMiddleware, BerthRouter } from '../context.ts';
+import { principalOf } from '../http/auth.ts';
+import { readJsonBody, sendJson } from '../http/json.ts';
+import { openEventStream } from '../http/sse.ts';
+import { nameParam, parseInput } from '../http/validation.ts';
+import { DEFAULT_ENVIRONMENT } from '../services/service.service.ts';
+import { statusEventToJson, statusEventToPublicJson, type StatusEvent } from './backend-status.ts';
+import { BACKENDS_QUERY, CONNECT_BODY, TERMINATE_BODY } from './backend.schemas.ts';
+import { backendUrls } from './backend-urls.ts';
+import type { Backend } from './backend.service.ts';
+import { z } from 'zod';
+
+const BACKEND_ID = z.string().regex(/^[a-z0-9]{1,64}$/, 'must be a backend id (lowercase letters and digits)');
+const CORS = { 'Access-Control-Allow-Origin': '*' };
+
+function backendIdParam(ctx: BerthContext): string {
+  return parseInput(BACKEND_ID, ctx.params.id, 'backend_id');
+}
+
+/** The backend named in the path, after checking the caller may act on its account. */
+async function authorizedBackend(ctx: BerthContext): Promise<Backend> {
+  const backend = await ctx.deps.backends.requireBackend(backendIdParam(ctx));
+  await ctx.deps.accounts.authorize(principalOf(ctx), backend.accountName);
+  return backend;
+}
+
+function allowCors(ctx: BerthContext): void {
+  ctx.set(CORS);
+}
+
+export function backendController(router: BerthRouter, authenticated: BerthMiddleware): void {
+  router.post('/v2/service/:account/:service{/:environment}/connect', authenticated, async (ctx) => {
+    const account = nameParam(ctx.params, 'account');
+    const service = nameParam(ctx.params, 'service');
+    const environment = ctx.params.environment === undefined ? DEFAULT_ENVIRONMENT : nameParam(ctx.params, 'environment');
+    await ctx.deps.accounts.authorize(principalOf(ctx), account);
+    const body = parseInput(CONNECT_BODY, await readJsonBody(ctx), 'body');
+    const result = await ctx.deps.backends.connect(account, service, environment, body);
+    const urls = backendUrls(ctx.deps.config, result.backendId, result.token);
+    sendJson(ctx, {
+      backend_id: result.backendId,
+      spawned: result.spawned,
+      status: result.status,
+      token: result.token,
+      url: urls.url,
+      secret_token: result.secretToken,
+      status_url: urls.status_url,
+      ready_url: urls.ready_url,
+    });
+  });
+
+  router.options(['/v2/backend/:id/status', '/v2/backend/:id/status/stream'], (ctx) => {
+    ctx.set({ ...CORS, 'Access-Control-Allow-Methods': 'GET, OPTIONS', 'Access-Control-Allow-Headers': 'Last-Event-ID, Cache-Control', 'Access-Control-Max-Age': '86400' });
+    ctx.status = 204;
+  });
+
+  router.get('/v2/backend/:id/status', async (ctx) => {
+    allowCors(ctx);
+    const event = await ctx.deps.backends.latestStatus(backendIdParam(ctx));
+    sendJson(ctx, statusEventToPublicJson(event));
+  });
+
+  router.get('/v2/backend/:id/status/stream', async (ctx) => {
+    allowCors(ctx);
+    const id = backendIdParam(ctx);
+    await ctx.deps.backends.requireBackend(id);
+    const resumeFrom = Number(ctx.get('Last-Event-ID')) || 0;
+    streamStatuses(ctx, id, resumeFrom);
+  });
+
+  router.get('/v2/backend/:id', authenticated, async (ctx) => {
+    const backend = await authorizedBackend(ctx);
+    const statuses = await ctx.deps.backends.statusHistory(backend.id);
+    sendJson(ctx, { ...backendToJson(backend), statuses: statuses.map(statusEventToJson) });
+  });
+
+  router.post('/v2/backend/:id/terminate', authenticated, async (ctx) => {
+    const backend = await authorizedBackend(ctx);
+    const body = parseInput(TERMINATE_BODY, await readJsonBody(ctx), 'body');
+    await ctx.deps.backends.terminate(backend, body.hard ?? false);
+    sendJson(ctx, { status: 'ok' });
+  });
+
+  router.get('/v2/service/:account/:service/backends', authenticated, async (ctx) => {
+    const account = nameParam(ctx.params, 'account');
+    const service = nameParam(ctx.params, 'service');
+    await ctx.deps.accounts.authorize(principalOf(ctx), account);
+    const query = parseInput(BACKENDS_QUERY, { ...ctx.query }, 'query');
+    const backends = await ctx.deps.backends.listServiceBackends(account, service, {
+      ...(query.start ? { start: new Date(query.start) } : {}),
+      ...(query.end ? { end: new Date(query.end) } : {}),
+    });
+    const latest = await Promise.all(backends.map((backend) => ctx.deps.backends.statusHistory(backend.id)));
+    sendJson(ctx, {
+      backends: backends.map((backend, i) => {
+        const history = latest[i] ?? [];
+        return {
+          ...backendToJson(backend),
+          ready_timestamp: history.find((event) => event.status === 'ready')?.time.toISOString() ?? null,
+          status: statusEventToPublicJson(history.at(-1)!),
+        };
+      }),
+    });
+  });
+
+  router.get('/v2/account/:account/backends', authenticated, async (ctx) => {
+    const account = nameParam(ctx.params, 'account');
+    await ctx.deps.accounts.authorize(principalOf(ctx), account);
+    const backends = await ctx.deps.backends.listRunningBackends(account);
+    sendJson(ctx, {
+      running_backends: backends.map((backend) => ({
+        ...backendToJson(backend),
+        status: { status: backend.status, time: backend.statusTime.toISOString() },
+      })),
+    });
+  });
+}
+
+/**
+ * Replays the history after `resumeFrom`, then follows live events until the
+ * backend is terminated. Subscribing before reading the history, and skipping
+ * ids already sent, means no event falls between the two.
+ */
+function streamStatuses(ctx: BerthContext, backendId: string, resumeFrom: number): void {
+  const stream = openEventStream(ctx, CORS);
+  let lastSent = resumeFrom;
+  let replaying = true;
+  const buffered: StatusEvent[] = [];
+  const send = (event: StatusEvent) => {
+    if (event.id <= lastSent || stream.closed) return;
+    lastSent = event.id;
+    stream.send(JSON.stringify(statusEventToPublicJson(event)), event.id);
+    if (event.status === 'terminated') stream.close();
+  };
+  const unsubscribe = ctx.deps.statusHub.subscribe(backendId, (event) => (replaying ? buffered.push(event) : send(event)));
+  stream.onClose(unsubscribe);
+  ctx.deps.backends.statusHistory(backendId, resumeFrom).then(
+    (history) => {
+      for (const event of history) send(event);
+      replaying = false;
+      for (const event of buffered.splice(0)) send(event);
+    },
+    (error: unknown) => {
+      ctx.deps.logger.error({ err: error, backend_id: backendId }, 'status stream failed');
+      stream.close();
+    },
+  );
+}
+
+function backendToJson(backend: Backend) {
+  return {
+    account_name: backend.accountName,
+    cluster_name: backend.cluster,
+    created_at: backend.createdAt.toISOString(),
+    environment_name: backend.environmentName,
+    id: backend.id,
+    image_digest: backend.imageDigest,
+    key: backend.key,
+    max_mem_bytes: backend.maxMemBytes,
+    service_name: backend.serviceName,
+  };
+}

@@ -1,0 +1,235 @@
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Database } from '../database.ts';
+import type { BackendStatus } from './backend-status.ts';
+import type { BackendRow, BackendStatusRow, ConnectionTokenRow, NewBackendRow } from './backend.table.ts';
+
+/** Channel every status row is announced on, with the row as JSON. */
+export const STATUS_CHANNEL = 'berth_backend_status';
+
+export async function findBackend(db: Kysely<Database>, id: string): Promise<BackendRow | undefined> {
+  return db.selectFrom('backends').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function lockBackend(trx: Transaction<Database>, id: string): Promise<BackendRow | undefined> {
+  return trx.selectFrom('backends').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
+}
+
+export async function findLiveBackendByKey(
+  db: Kysely<Database>,
+  accountName: string,
+  serviceName: string,
+  key: string,
+): Promise<BackendRow | undefined> {
+  return db
+    .selectFrom('backends')
+    .selectAll()
+    .where('account_name', '=', accountName)
+    .where('service_name', '=', serviceName)
+    .where('key', '=', key)
+    .where('status', '<>', 'terminated')
+    .executeTakeFirst();
+}
+
+/**
+ * Locks the key's row (creating it first), so that concurrent connects for one
+ * key queue up here and each sees what the one before it committed.
+ */
+export async function lockKey(trx: Transaction<Database>, accountName: string, serviceName: string, key: string): Promise<void> {
+  await trx
+    .insertInto('backend_keys')
+    .values({ account_name: accountName, service_name: serviceName, key })
+    .onConflict((oc) => oc.columns(['account_name', 'service_name', 'key']).doNothing())
+    .execute();
+  await trx
+    .selectFrom('backend_keys')
+    .select('fencing_token')
+    .where('account_name', '=', accountName)
+    .where('service_name', '=', serviceName)
+    .where('key', '=', key)
+    .forUpdate()
+    .executeTakeFirstOrThrow();
+}
+
+export async function incrementFencingToken(
+  trx: Transaction<Database>,
+  accountName: string,
+  serviceName: string,
+  key: string,
+): Promise<number> {
+  const row = await trx
+    .updateTable('backend_keys')
+    .set({ fencing_token: sql<number>`fencing_token + 1` })
+    .where('account_name', '=', accountName)
+    .where('service_name', '=', serviceName)
+    .where('key', '=', key)
+    .returning('fencing_token')
+    .executeTakeFirstOrThrow();
+  return Number(row.fencing_token);
+}
+
+export async function insertBackend(trx: Transaction<Database>, backend: NewBackendRow): Promise<void> {
+  await trx.insertInto('backends').values(backend).execute();
+}
+
+export async function insertStatusRow(
+  trx: Transaction<Database>,
+  row: Omit<BackendStatusRow, 'id'>,
+): Promise<BackendStatusRow> {
+  const inserted = await trx.insertInto('backend_statuses').values(row).returningAll().executeTakeFirstOrThrow();
+  await trx.updateTable('backends').set({ status: row.status, status_time: row.time }).where('id', '=', row.backend_id).execute();
+  // Delivered on commit to every berth process listening on the database.
+  await sql`select pg_notify(${STATUS_CHANNEL}, ${JSON.stringify(inserted)})`.execute(trx);
+  return inserted;
+}
+
+export async function listStatusRows(db: Kysely<Database>, backendId: string, afterId = 0): Promise<BackendStatusRow[]> {
+  return db
+    .selectFrom('backend_statuses')
+    .selectAll()
+    .where('backend_id', '=', backendId)
+    .where('id', '>', String(afterId) as unknown as number)
+    .orderBy('id')
+    .execute();
+}
+
+export async function latestStatusRow(db: Kysely<Database>, backendId: string): Promise<BackendStatusRow | undefined> {
+  return db
+    .selectFrom('backend_statuses')
+    .selectAll()
+    .where('backend_id', '=', backendId)
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+/** The newest terminating or hard-terminating row: why and how a backend is being stopped. */
+export async function latestTerminationRow(db: Kysely<Database>, backendId: string): Promise<BackendStatusRow | undefined> {
+  return db
+    .selectFrom('backend_statuses')
+    .selectAll()
+    .where('backend_id', '=', backendId)
+    .where('status', 'in', ['terminating', 'hard-terminating'])
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst();
+}
+
+export async function insertConnectionToken(
+  trx: Transaction<Database>,
+  token: { token: string; backend_id: string; username: string | null; auth: Record<string, unknown> | null },
+): Promise<void> {
+  await trx
+    .insertInto('connection_tokens')
+    .values({ ...token, auth: token.auth === null ? null : JSON.stringify(token.auth) })
+    .execute();
+}
+
+export async function findConnectionToken(db: Kysely<Database>, token: string): Promise<ConnectionTokenRow | undefined> {
+  return db.selectFrom('connection_tokens').selectAll().where('token', '=', token).executeTakeFirst();
+}
+
+export async function touchBackendActivity(db: Kysely<Database>, id: string, at: Date): Promise<void> {
+  await db.updateTable('backends').set({ last_activity_at: at }).where('id', '=', id).where('last_activity_at', '<', at).execute();
+}
+
+export async function markServiceSpawned(trx: Transaction<Database>, accountName: string, serviceName: string, environment: string, at: Date): Promise<void> {
+  await trx.updateTable('services').set({ last_spawned_at: at }).where('account_name', '=', accountName).where('name', '=', serviceName).execute();
+  await trx
+    .updateTable('environments')
+    .set({ last_spawned_at: at })
+    .where('account_name', '=', accountName)
+    .where('service_name', '=', serviceName)
+    .where('name', '=', environment)
+    .execute();
+}
+
+export async function listServiceBackends(
+  db: Kysely<Database>,
+  accountName: string,
+  serviceName: string,
+  range: { start?: Date; end?: Date; limit: number },
+): Promise<BackendRow[]> {
+  let query = db
+    .selectFrom('backends')
+    .selectAll()
+    .where('account_name', '=', accountName)
+    .where('service_name', '=', serviceName);
+  if (range.start) query = query.where('created_at', '>=', range.start);
+  if (range.end) query = query.where('created_at', '<=', range.end);
+  return query.orderBy('created_at', 'desc').orderBy('id').limit(range.limit).execute();
+}
+
+export async function listLiveBackends(db: Kysely<Database>, accountName?: string): Promise<BackendRow[]> {
+  let query = db.selectFrom('backends').selectAll().where('status', '<>', 'terminated');
+  if (accountName) query = query.where('account_name', '=', accountName);
+  return query.orderBy('created_at', 'desc').execute();
+}
+
+export async function countLiveBackendsOfService(db: Kysely<Database>, accountName: string, serviceName: string): Promise<number> {
+  const row = await db
+    .selectFrom('backends')
+    .select((eb) => eb.fn.countAll<string>().as('count'))
+    .where('account_name', '=', accountName)
+    .where('service_name', '=', serviceName)
+    .where('status', '<>', 'terminated')
+    .executeTakeFirstOrThrow();
+  return Number(row.count);
+}
+
+export async function countBackendsByStatus(db: Kysely<Database>): Promise<Map<BackendStatus, number>> {
+  const rows = await db
+    .selectFrom('backends')
+    .select(['status', (eb) => eb.fn.countAll<string>().as('count')])
+    .groupBy('status')
+    .execute();
+  return new Map(rows.map((row) => [row.status, Number(row.count)]));
+}
+
+export async function setBackendContainer(
+  db: Kysely<Database>,
+  id: string,
+  container: { container_id: string; host_port: number; image_digest?: string },
+): Promise<void> {
+  await db.updateTable('backends').set(container).where('id', '=', id).execute();
+}
+
+export async function raiseMaxMemory(db: Kysely<Database>, id: string, bytes: number): Promise<void> {
+  await db
+    .updateTable('backends')
+    .set({ max_mem_bytes: bytes })
+    .where('id', '=', id)
+    .where((eb) => eb.or([eb('max_mem_bytes', 'is', null), eb('max_mem_bytes', '<', bytes)]))
+    .execute();
+}
+
+/** Idle or past their lifetime, as of `now`; `ready` ones only, the others are still starting or stopping. */
+export async function listSweepableBackends(db: Kysely<Database>, now: Date): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>> {
+  const rows = await db
+    .selectFrom('backends')
+    .select(['id', 'created_at', 'lifetime_limit_seconds'])
+    .where('status', '=', 'ready')
+    .where((eb) =>
+      eb.or([
+        eb('last_activity_at', '<', sql<Date>`${now}::timestamptz - make_interval(secs => max_idle_seconds)`),
+        eb.and([
+          eb('lifetime_limit_seconds', 'is not', null),
+          eb('created_at', '<', sql<Date>`${now}::timestamptz - make_interval(secs => lifetime_limit_seconds)`),
+        ]),
+      ]),
+    )
+    .execute();
+  return rows.map((row) => ({
+    id: row.id,
+    reason:
+      row.lifetime_limit_seconds !== null && row.created_at.getTime() + row.lifetime_limit_seconds * 1000 < now.getTime()
+        ? 'lifetime'
+        : 'idle',
+  }));
+}
+
+export async function findOrCreateInstallationId(db: Kysely<Database>, candidate: string): Promise<string> {
+  await db.insertInto('installation').values({ id: candidate }).onConflict((oc) => oc.doNothing()).execute();
+  // Only the first row counts; a concurrent first start inserts at most one more, never read.
+  const row = await db.selectFrom('installation').select('id').orderBy('created_at').orderBy('id').limit(1).executeTakeFirstOrThrow();
+  return row.id;
+}

@@ -1,0 +1,347 @@
+import { mkdir, realpath } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import type { Kysely } from 'kysely';
+import { customAlphabet, nanoid } from 'nanoid';
+import { isEngineUnreachable } from '../../scheduler/docker.ts';
+import type { EngineCapabilities, ResourceLimits } from '../../scheduler/executor.ts';
+import type { Database } from '../database.ts';
+import { BerthError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { parseInput } from '../http/validation.ts';
+import { DockerUnavailableError, ServiceNotFoundError } from '../services/service.service.ts';
+import { findService, listEnvironments } from '../services/service.repository.ts';
+import type { BackendStatus, StatusEvent } from './backend-status.ts';
+import {
+  countBackendsByStatus,
+  findBackend,
+  findLiveBackendByKey,
+  incrementFencingToken,
+  insertBackend,
+  insertConnectionToken,
+  insertStatusRow,
+  listLiveBackends,
+  listServiceBackends,
+  listStatusRows,
+  lockKey,
+  markServiceSpawned,
+  touchBackendActivity,
+} from './backend.repository.ts';
+import { RESERVED_ENV_NAMES, SPAWN_CONFIG, type CONNECT_BODY, type SpawnConfig } from './backend.schemas.ts';
+import type { BackendRow } from './backend.table.ts';
+import { StatusRecorder, statusRowToEvent } from './status-recorder.ts';
+import type { z } from 'zod';
+
+const newBackendId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
+export const DEFAULT_MAX_IDLE_SECONDS = 300;
+/** Where a mounted directory appears inside the container. */
+export const MOUNT_TARGET = '/data';
+const MAX_AUTH_BYTES = 4096;
+
+export type ConnectBody = z.output<typeof CONNECT_BODY>;
+
+export interface ConnectResult {
+  backendId: string;
+  spawned: boolean;
+  status: BackendStatus;
+  token: string;
+  secretToken: string;
+}
+
+export interface Backend {
+  id: string;
+  accountName: string;
+  serviceName: string;
+  environmentName: string;
+  cluster: string;
+  key: string | null;
+  imageDigest: string | null;
+  maxMemBytes: number | null;
+  createdAt: Date;
+  status: BackendStatus;
+  statusTime: Date;
+}
+
+export class BackendNotFoundError extends NotFoundError {
+  constructor(id: string) {
+    super('backend_not_found', `backend "${id}" does not exist`, { backend_id: id });
+  }
+}
+
+/** The code the Jamsocket CLI looks for to report "already terminated". */
+export class BackendNotRunningError extends ConflictError {
+  constructor(id: string) {
+    super('BackendNotRunning', `backend "${id}" is not running`, { backend_id: id });
+  }
+}
+
+export class NoBackendForKeyError extends NotFoundError {
+  constructor(key: string | undefined) {
+    super(
+      'no_backend_for_key',
+      key === undefined ? 'spawn is false and no key was given, so there is no backend to return' : `no running backend holds key "${key}" and spawn is false`,
+      key === undefined ? undefined : { key },
+    );
+  }
+}
+
+export interface EngineProbe {
+  capabilities(): Promise<EngineCapabilities>;
+}
+
+export interface BackendServiceOptions {
+  db: Kysely<Database>;
+  engine: EngineProbe;
+  mountBaseDir: string | undefined;
+}
+
+export class BackendService {
+  private readonly db: Kysely<Database>;
+  private readonly engine: EngineProbe;
+  private readonly mountBaseDir: string | undefined;
+  readonly recorder: StatusRecorder;
+
+  constructor(options: BackendServiceOptions) {
+    this.db = options.db;
+    this.engine = options.engine;
+    this.mountBaseDir = options.mountBaseDir;
+    this.recorder = new StatusRecorder(options.db);
+  }
+
+  /**
+   * Returns the backend holding the key, or spawns one. For a held key this is
+   * one indexed read and one insert (the connection token).
+   */
+  async connect(accountName: string, serviceName: string, environmentName: string, body: ConnectBody): Promise<ConnectResult> {
+    const spawn = parseSpawn(body.spawn);
+    const auth = body.auth ?? null;
+    if (auth && Buffer.byteLength(JSON.stringify(auth)) > MAX_AUTH_BYTES) {
+      throw new ValidationError('body.auth', `"body.auth" must serialize to at most ${MAX_AUTH_BYTES} bytes of JSON (it travels in a header)`);
+    }
+    const service = await findService(this.db, accountName, serviceName);
+    if (!service) throw new ServiceNotFoundError(accountName, serviceName);
+    const connection = { username: body.user ?? null, auth };
+
+    if (body.key !== undefined) {
+      const held = await findLiveBackendByKey(this.db, accountName, serviceName, body.key);
+      if (held) return this.joinBackend(held, connection);
+    }
+    if (spawn === null) throw new NoBackendForKeyError(body.key);
+
+    const environment = (await listEnvironments(this.db, accountName, serviceName)).find((env) => env.name === environmentName);
+    if (!environment) {
+      throw new NotFoundError('environment_not_found', `service "${serviceName}" has no environment "${environmentName}"`, {
+        environment: environmentName,
+      });
+    }
+    if (spawn.cluster !== undefined && spawn.cluster !== environment.cluster) {
+      throw new ValidationError('body.spawn.cluster', `"body.spawn.cluster" must be "${environment.cluster}", the only cluster of this berth`);
+    }
+    const env = spawn.executable?.env ?? {};
+    const reserved = RESERVED_ENV_NAMES.find((name) => name in env);
+    if (reserved) {
+      throw new ValidationError(`body.spawn.executable.env.${reserved}`, `"${reserved}" is set by berth in every backend and cannot be overridden`, 'reserved_env_var');
+    }
+    const limits = await this.checkLimits(spawn);
+    const backendId = newBackendId();
+    const mount = await this.resolveMount(spawn.executable?.mount, { accountName, serviceName, key: body.key, backendId });
+    const tag = spawn.tag ?? environment.image_tag;
+    const image = tag.startsWith('sha256:') ? tag : `${service.image_repository}:${tag}`;
+
+    return this.db.transaction().execute(async (trx) => {
+      let fencingToken: number | null = null;
+      if (body.key !== undefined) {
+        await lockKey(trx, accountName, serviceName, body.key);
+        // Another connect may have spawned for this key while we waited for the lock.
+        const held = await findLiveBackendByKey(trx, accountName, serviceName, body.key);
+        if (held) return this.joinBackend(held, connection, trx);
+        fencingToken = await incrementFencingToken(trx, accountName, serviceName, body.key);
+      }
+      const now = new Date();
+      const secretToken = nanoid(43);
+      await insertBackend(trx, {
+        id: backendId,
+        account_name: accountName,
+        service_name: serviceName,
+        environment_name: environmentName,
+        cluster: environment.cluster,
+        key: body.key ?? null,
+        fencing_token: fencingToken,
+        image,
+        image_digest: null,
+        secret_token: secretToken,
+        max_idle_seconds: spawn.max_idle_seconds ?? DEFAULT_MAX_IDLE_SECONDS,
+        lifetime_limit_seconds: spawn.lifetime_limit_seconds ?? null,
+        env: JSON.stringify(env),
+        mount: mount ? JSON.stringify(mount) : null,
+        resource_limits: JSON.stringify(limits),
+        status: 'scheduled',
+        status_time: now,
+        container_id: null,
+        host_port: null,
+        last_activity_at: now,
+        max_mem_bytes: null,
+        created_at: now,
+      });
+      await insertStatusRow(trx, {
+        backend_id: backendId,
+        status: 'scheduled',
+        time: now,
+        last_status: null,
+        termination_reason: null,
+        termination_kind: null,
+        exit_error: null,
+        exit_code: null,
+      });
+      const token = nanoid(32);
+      await insertConnectionToken(trx, { token, backend_id: backendId, ...connection });
+      await markServiceSpawned(trx, accountName, serviceName, environmentName, now);
+      return { backendId, spawned: true, status: 'scheduled' as const, token, secretToken };
+    });
+  }
+
+  /** Mints a connection token for a running backend; a connect counts as activity. */
+  private async joinBackend(
+    backend: BackendRow,
+    connection: { username: string | null; auth: Record<string, unknown> | null },
+    trx?: Parameters<typeof insertConnectionToken>[0],
+  ): Promise<ConnectResult> {
+    const token = nanoid(32);
+    const insert = (t: Parameters<typeof insertConnectionToken>[0]) => insertConnectionToken(t, { token, backend_id: backend.id, ...connection });
+    if (trx) await insert(trx);
+    else await this.db.transaction().execute(insert);
+    await touchBackendActivity(trx ?? this.db, backend.id, new Date());
+    return { backendId: backend.id, spawned: false, status: backend.status, token, secretToken: backend.secret_token };
+  }
+
+  /** Maps the requested limits, refusing any the engine cannot enforce. */
+  private async checkLimits(spawn: SpawnConfig): Promise<ResourceLimits> {
+    const requested = spawn.executable?.resource_limits;
+    if (!requested) return {};
+    let capabilities: EngineCapabilities;
+    try {
+      capabilities = await this.engine.capabilities();
+    } catch (error) {
+      if (isEngineUnreachable(error)) throw new DockerUnavailableError(error);
+      throw error;
+    }
+    const param = 'body.spawn.executable.resource_limits';
+    const refuse = (field: string, why: string) =>
+      new ValidationError(`${param}.${field}`, `the Docker engine cannot enforce "${field}": ${why}`, 'unenforceable_limit');
+    if (requested.memory_limit_bytes !== undefined && !capabilities.memoryLimit) throw refuse('memory_limit_bytes', 'it has no memory cgroup');
+    if (requested.cpu_period_percent !== undefined && !capabilities.cpuCfs) throw refuse('cpu_period_percent', 'it has no CFS quota support');
+    if (requested.disk_limit_bytes !== undefined && !capabilities.diskLimit) {
+      throw refuse('disk_limit_bytes', 'its storage driver does not enforce a size (needs overlay2 on xfs with pquota, btrfs, zfs or devicemapper)');
+    }
+    return {
+      ...(requested.memory_limit_bytes !== undefined ? { memoryLimitBytes: requested.memory_limit_bytes } : {}),
+      ...(requested.cpu_period_percent !== undefined
+        ? { cpuPeriodPercent: requested.cpu_period_percent, ...(requested.cpu_period !== undefined ? { cpuPeriod: requested.cpu_period } : {}) }
+        : {}),
+      ...(requested.cpu_time_limit !== undefined ? { cpuTimeLimitSeconds: requested.cpu_time_limit } : {}),
+      ...(requested.disk_limit_bytes !== undefined ? { diskLimitBytes: requested.disk_limit_bytes } : {}),
+    };
+  }
+
+  /**
+   * A mount is a directory under BERTH_MOUNT_BASE_DIR: `true` gives the backend
+   * one of its own (per key when there is one), a string names one relative to
+   * the base. Nothing may lead outside the base, symlinks included.
+   */
+  private async resolveMount(
+    mount: string | boolean | undefined,
+    owner: { accountName: string; serviceName: string; key: string | undefined; backendId: string },
+  ): Promise<{ source: string; target: string } | null> {
+    if (mount === undefined || mount === false) return null;
+    const param = 'body.spawn.executable.mount';
+    if (!this.mountBaseDir) {
+      throw new ValidationError(param, 'mounts are disabled on this berth: set BERTH_MOUNT_BASE_DIR to allow them', 'mounts_disabled');
+    }
+    const base = await realpath(this.mountBaseDir).catch(() => {
+      throw new BerthError(500, 'internal_error', 'mount_base_missing', 'BERTH_MOUNT_BASE_DIR does not exist on this host');
+    });
+    let requested: string;
+    if (mount === true) {
+      const leaf = owner.key === undefined ? owner.backendId : Buffer.from(owner.key).toString('base64url');
+      requested = join(base, owner.accountName, owner.serviceName, leaf);
+    } else {
+      if (mount.split(/[\\/]/).includes('..')) throw new ValidationError(param, `"${param}" may not contain ".." segments`, 'mount_outside_base');
+      requested = isAbsolute(mount) ? resolve(mount) : resolve(base, mount);
+    }
+    const inside = (path: string) => {
+      const rel = relative(base, path);
+      return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel) && !rel.startsWith(sep));
+    };
+    if (!inside(requested)) throw new ValidationError(param, `"${param}" must lie under the mount base directory`, 'mount_outside_base');
+    await mkdir(requested, { recursive: true });
+    const real = await realpath(requested);
+    if (!inside(real)) throw new ValidationError(param, `"${param}" leads outside the mount base directory through a symlink`, 'mount_outside_base');
+    return { source: real, target: MOUNT_TARGET };
+  }
+
+  async terminate(backend: Backend, hard: boolean): Promise<void> {
+    if (backend.status === 'terminated') throw new BackendNotRunningError(backend.id);
+    const recorded = await this.recorder.record(backend.id, hard ? 'hard-terminating' : 'terminating', {
+      terminationReason: 'external',
+      terminationKind: hard ? 'hard' : 'soft',
+    });
+    if (!recorded) {
+      // Already terminating (a repeated soft request is a no-op), unless it finished meanwhile.
+      const now = await this.requireBackend(backend.id);
+      if (now.status === 'terminated') throw new BackendNotRunningError(backend.id);
+    }
+  }
+
+  async requireBackend(id: string): Promise<Backend> {
+    const row = await findBackend(this.db, id);
+    if (!row) throw new BackendNotFoundError(id);
+    return backendRowToBackend(row);
+  }
+
+  async statusHistory(id: string, afterEventId = 0): Promise<StatusEvent[]> {
+    return (await listStatusRows(this.db, id, afterEventId)).map(statusRowToEvent);
+  }
+
+  async latestStatus(id: string): Promise<StatusEvent> {
+    const history = await this.statusHistory(id);
+    const latest = history.at(-1);
+    if (!latest) throw new BackendNotFoundError(id);
+    return latest;
+  }
+
+  async listServiceBackends(accountName: string, serviceName: string, range: { start?: Date; end?: Date }): Promise<Backend[]> {
+    if (!(await findService(this.db, accountName, serviceName))) throw new ServiceNotFoundError(accountName, serviceName);
+    return (await listServiceBackends(this.db, accountName, serviceName, { ...range, limit: 1000 })).map(backendRowToBackend);
+  }
+
+  async listRunningBackends(accountName: string): Promise<Backend[]> {
+    return (await listLiveBackends(this.db, accountName)).map(backendRowToBackend);
+  }
+
+  async countByStatus(): Promise<Map<BackendStatus, number>> {
+    return countBackendsByStatus(this.db);
+  }
+}
+
+function parseSpawn(spawn: unknown): SpawnConfig | null {
+  if (spawn === undefined || spawn === true) return {};
+  if (spawn === false) return null;
+  if (typeof spawn !== 'object' || spawn === null || Array.isArray(spawn)) {
+    throw new ValidationError('body.spawn', '"body.spawn" must be true, false or a spawn config object');
+  }
+  return parseInput(SPAWN_CONFIG, spawn, 'body.spawn');
+}
+
+export function backendRowToBackend(row: BackendRow): Backend {
+  return {
+    id: row.id,
+    accountName: row.account_name,
+    serviceName: row.service_name,
+    environmentName: row.environment_name,
+    cluster: row.cluster,
+    key: row.key,
+    imageDigest: row.image_digest,
+    maxMemBytes: row.max_mem_bytes === null ? null : Number(row.max_mem_bytes),
+    createdAt: row.created_at,
+    status: row.status,
+    statusTime: row.status_time,
+  };
+}

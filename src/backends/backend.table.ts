@@ -1,0 +1,71 @@
+import type { ColumnType, Generated, Insertable, JSONColumnType, Selectable } from 'kysely';
+import type { ResourceLimits } from '../../scheduler/executor.ts';
+import type { BackendStatus } from './backend-status.ts';
+
+/** pg returns bigint columns as strings; berth's bigints (fencing tokens, bytes) fit a number. */
+type BigIntColumn = ColumnType<string | number, number, number>;
+
+export interface BackendTable {
+  id: string;
+  account_name: string;
+  service_name: string;
+  environment_name: string;
+  cluster: string;
+  key: string | null;
+  fencing_token: BigIntColumn | null;
+  /** Image reference the container is created from. */
+  image: string;
+  image_digest: string | null;
+  secret_token: string;
+  max_idle_seconds: number;
+  lifetime_limit_seconds: number | null;
+  /** The caller's environment variables (reserved ones are added at spawn). */
+  env: JSONColumnType<Record<string, string>>;
+  mount: JSONColumnType<{ source: string; target: string } | null, string | null, string | null>;
+  resource_limits: JSONColumnType<ResourceLimits>;
+  /** Latest status, kept beside the history for cheap "live" queries. */
+  status: BackendStatus;
+  status_time: Date;
+  container_id: string | null;
+  host_port: number | null;
+  last_activity_at: Date;
+  max_mem_bytes: BigIntColumn | null;
+  created_at: Date;
+}
+
+export interface BackendStatusTable {
+  id: Generated<string | number>;
+  backend_id: string;
+  status: BackendStatus;
+  time: Date;
+  last_status: BackendStatus | null;
+  termination_reason: string | null;
+  termination_kind: string | null;
+  exit_error: boolean | null;
+  exit_code: number | null;
+}
+
+export interface BackendKeyTable {
+  account_name: string;
+  service_name: string;
+  key: string;
+  fencing_token: ColumnType<string | number, number | undefined, number>;
+}
+
+export interface ConnectionTokenTable {
+  token: string;
+  backend_id: string;
+  username: string | null;
+  auth: JSONColumnType<Record<string, unknown> | null, string | null, string | null>;
+  created_at: ColumnType<Date, never, never>;
+}
+
+export interface InstallationTable {
+  id: string;
+  created_at: ColumnType<Date, never, never>;
+}
+
+export type BackendRow = Selectable<BackendTable>;
+export type NewBackendRow = Insertable<BackendTable>;
+export type BackendStatusRow = Selectable<BackendStatusTable>;
+export type ConnectionTokenRow = Selectable<ConnectionTokenTable>;

@@ -1,0 +1,75 @@
+import type { Kysely } from 'kysely';
+import type { ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
+import type { Database } from '../database.ts';
+import type { BackendStatus, StatusDetails, StatusEvent } from './backend-status.ts';
+import {
+  findBackend,
+  latestTerminationRow,
+  listLiveBackends,
+  listSweepableBackends,
+  setBackendContainer,
+} from './backend.repository.ts';
+import type { BackendRow } from './backend.table.ts';
+import type { StatusHub } from './status-hub.ts';
+import type { StatusRecorder } from './status-recorder.ts';
+
+/** The scheduler's storage, on the database. */
+export class DatabaseSchedulerStore implements SchedulerStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly recorder: StatusRecorder,
+    private readonly hub: StatusHub,
+    readonly instanceId: string,
+  ) {}
+
+  async findBackend(id: string): Promise<ScheduledBackend | undefined> {
+    const row = await findBackend(this.db, id);
+    return row && backendRowToScheduled(row);
+  }
+
+  async listLiveBackends(): Promise<ScheduledBackend[]> {
+    return (await listLiveBackends(this.db)).map(backendRowToScheduled);
+  }
+
+  record(id: string, status: BackendStatus, details?: StatusDetails): Promise<StatusEvent | undefined> {
+    return this.recorder.record(id, status, details);
+  }
+
+  async latestTermination(id: string) {
+    const row = await latestTerminationRow(this.db, id);
+    return row && { reason: row.termination_reason as StatusDetails['terminationReason'] & {}, kind: row.termination_kind as StatusDetails['terminationKind'] & {} };
+  }
+
+  async setContainer(id: string, container: { containerId: string; hostPort: number; imageDigest?: string }): Promise<void> {
+    await setBackendContainer(this.db, id, {
+      container_id: container.containerId,
+      host_port: container.hostPort,
+      ...(container.imageDigest ? { image_digest: container.imageDigest } : {}),
+    });
+  }
+
+  listSweepable(now: Date) {
+    return listSweepableBackends(this.db, now);
+  }
+
+  subscribe(listener: (event: StatusEvent) => void): () => void {
+    return this.hub.subscribe('*', listener);
+  }
+}
+
+function backendRowToScheduled(row: BackendRow): ScheduledBackend {
+  return {
+    id: row.id,
+    accountName: row.account_name,
+    serviceName: row.service_name,
+    key: row.key,
+    fencingToken: row.fencing_token === null ? null : Number(row.fencing_token),
+    image: row.image,
+    env: row.env,
+    mount: row.mount,
+    limits: row.resource_limits,
+    status: row.status,
+    containerId: row.container_id,
+    createdAt: row.created_at,
+  };
+}

@@ -1,0 +1,47 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../database.ts';
+import { isForward, type BackendStatus, type StatusDetails, type StatusEvent } from './backend-status.ts';
+import { insertStatusRow, lockBackend } from './backend.repository.ts';
+import type { BackendStatusRow } from './backend.table.ts';
+
+/**
+ * Records lifecycle steps. Each step is a row with its time, written only when
+ * it moves the backend forward, and announced to every berth process through
+ * NOTIFY in the same transaction.
+ */
+export class StatusRecorder {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  /** Resolves to the recorded event, or undefined when the step would not move the backend forward. */
+  async record(backendId: string, status: BackendStatus, details: StatusDetails = {}): Promise<StatusEvent | undefined> {
+    return this.db.transaction().execute(async (trx) => {
+      const backend = await lockBackend(trx, backendId);
+      if (!backend || !isForward(backend.status, status)) return undefined;
+      const row = await insertStatusRow(trx, {
+        backend_id: backendId,
+        status,
+        time: new Date(),
+        last_status: backend.status,
+        termination_reason: details.terminationReason ?? null,
+        termination_kind: details.terminationKind ?? null,
+        exit_error: details.exitError ?? null,
+        exit_code: details.exitCode ?? null,
+      });
+      return statusRowToEvent(row);
+    });
+  }
+}
+
+export function statusRowToEvent(row: BackendStatusRow): StatusEvent {
+  return {
+    id: Number(row.id),
+    backendId: row.backend_id,
+    status: row.status,
+    time: new Date(row.time),
+    lastStatus: row.last_status,
+    terminationReason: row.termination_reason as StatusEvent['terminationReason'],
+    terminationKind: row.termination_kind as StatusEvent['terminationKind'],
+    exitError: row.exit_error,
+    exitCode: row.exit_code,
+  };
+}
