@@ -638,9 +638,11 @@ class ContainerEventWatcher {
       case 'die': {
         const parsed = Number.parseInt(attributes.exitCode ?? '', 10);
         const exitCode = Number.isNaN(parsed) ? null : parsed;
-        const oomKilled = (await this.inspectOomKilled(containerId)) ?? this.oomSeen.has(containerId);
+        const state = await this.inspectExit(containerId);
+        const oomKilled = state?.oomKilled ?? this.oomSeen.has(containerId);
         this.oomSeen.delete(containerId);
-        this.emit({ type: 'exited', containerId, backendId, exitCode, oomKilled });
+        // A force-remove marks the container as removing before it kills it.
+        this.emit({ type: 'exited', containerId, backendId, exitCode, oomKilled, removing: state?.removing ?? true });
         return;
       }
       case 'destroy':
@@ -653,10 +655,10 @@ class ContainerEventWatcher {
   }
 
   /** The engine's verdict, or undefined when the container is already gone. */
-  private async inspectOomKilled(containerId: string): Promise<boolean | undefined> {
+  private async inspectExit(containerId: string): Promise<{ oomKilled: boolean; removing: boolean } | undefined> {
     try {
       const info = await this.docker.getContainer(containerId).inspect();
-      return info.State.OOMKilled;
+      return { oomKilled: info.State.OOMKilled, removing: info.State.Status === 'removing' };
     } catch (err) {
       if (engineStatus(err) === 404) return undefined;
       throw err;

@@ -65,7 +65,15 @@ export interface ContainerState {
 
 /** What the engine reports about berth's containers as it happens. */
 export type ContainerEvent =
-  | { type: 'exited'; containerId: string; backendId: string; exitCode: number | null; oomKilled: boolean }
+  | {
+      type: 'exited';
+      containerId: string;
+      backendId: string;
+      exitCode: number | null;
+      oomKilled: boolean;
+      /** The container is being (or has been) removed: someone force-removed a running container. */
+      removing: boolean;
+    }
   | { type: 'removed'; containerId: string; backendId: string };
 
 /** Which limits this engine can enforce; a limit it cannot is refused, never ignored. */

@@ -245,10 +245,15 @@ export class Scheduler {
     act.catch((error: unknown) => this.log.error({ err: error, backend_id: event.backendId, event: event.type }, 'acting on container event failed'));
   }
 
-  private async onExited(backendId: string, exit: { exitCode: number | null; oomKilled: boolean; containerId: string }): Promise<void> {
+  private async onExited(
+    backendId: string,
+    exit: { exitCode: number | null; oomKilled: boolean; containerId: string; removing?: boolean },
+  ): Promise<void> {
     const termination = await this.store.latestTermination(backendId);
+    // Force-removed behind berth's back: the app did not exit, it was lost.
+    const lost = exit.removing === true && !termination;
     const recorded = await this.store.record(backendId, 'terminated', {
-      terminationReason: termination?.reason ?? null,
+      terminationReason: lost ? 'lost' : (termination?.reason ?? null),
       terminationKind: termination?.kind ?? null,
       exitError: exit.oomKilled || exit.exitCode !== 0,
       exitCode: exit.exitCode,

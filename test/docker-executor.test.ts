@@ -156,7 +156,7 @@ function fakeEngine(oomKilled: Record<string, boolean> = {}) {
     getContainer: (id: string) => ({
       inspect: async () => {
         if (!(id in oomKilled)) throw Object.assign(new Error('no such container'), { statusCode: 404 });
-        return { State: { OOMKilled: oomKilled[id] } };
+        return { State: { OOMKilled: oomKilled[id], Status: 'exited' } };
       },
     }),
   };
@@ -215,8 +215,8 @@ describe('watchEvents against a fake engine', () => {
     second.stream.write(eventLine('destroy', 'c3', 1002));
     await vi.waitFor(() => expect(events).toHaveLength(4));
     expect(events).toEqual([
-      { type: 'exited', containerId: 'c1', backendId: 'backend-c1', exitCode: 3, oomKilled: false },
-      { type: 'exited', containerId: 'c2', backendId: 'backend-c2', exitCode: 137, oomKilled: true },
+      { type: 'exited', containerId: 'c1', backendId: 'backend-c1', exitCode: 3, oomKilled: false, removing: false },
+      { type: 'exited', containerId: 'c2', backendId: 'backend-c2', exitCode: 137, oomKilled: true, removing: false },
       { type: 'removed', containerId: 'c1', backendId: 'backend-c1' },
       { type: 'removed', containerId: 'c3', backendId: 'backend-c3' },
     ]);
@@ -396,6 +396,7 @@ describe('DockerExecutor against Docker', () => {
       backendId: spec.backendId,
       exitCode: 3,
       oomKilled: false,
+      removing: false,
     });
     expect(await executor.inspect(started.containerId)).toMatchObject({ running: false, exitCode: 3, hostPort: null });
   });
@@ -413,6 +414,7 @@ describe('DockerExecutor against Docker', () => {
       backendId: spec.backendId,
       exitCode: 137,
       oomKilled: true,
+      removing: false,
     });
   });
 
@@ -423,8 +425,10 @@ describe('DockerExecutor against Docker', () => {
     const removed = await waitForEvent((e) => e.type === 'removed' && e.backendId === spec.backendId);
     expect(removed).toEqual({ type: 'removed', containerId: started.containerId, backendId: spec.backendId });
     // Force-removing a running container kills it first, so its exit comes before the removal.
-    const order = events.filter((e) => e.backendId === spec.backendId).map((e) => e.type);
-    expect(order).toEqual(['exited', 'removed']);
+    const order = events.filter((e) => e.backendId === spec.backendId);
+    expect(order.map((e) => e.type)).toEqual(['exited', 'removed']);
+    // The engine marks the container as removing before it kills it: berth tells this from an exit.
+    expect(order[0]).toMatchObject({ type: 'exited', removing: true });
     expect(await executor.inspect(started.containerId)).toBeUndefined();
     await executor.remove(started.containerId);
   });

@@ -90,16 +90,12 @@ export function backendController(router: BerthRouter, authenticated: BerthMiddl
       ...(query.start ? { start: new Date(query.start) } : {}),
       ...(query.end ? { end: new Date(query.end) } : {}),
     });
-    const latest = await Promise.all(backends.map((backend) => ctx.deps.backends.statusHistory(backend.id)));
     sendJson(ctx, {
-      backends: backends.map((backend, i) => {
-        const history = latest[i] ?? [];
-        return {
-          ...backendToJson(backend),
-          ready_timestamp: history.find((event) => event.status === 'ready')?.time.toISOString() ?? null,
-          status: statusEventToPublicJson(history.at(-1)!),
-        };
-      }),
+      backends: backends.map((backend) => ({
+        ...backendToJson(backend),
+        ready_timestamp: backend.readyAt?.toISOString() ?? null,
+        status: { status: backend.status, time: backend.statusTime.toISOString() },
+      })),
     });
   });
 

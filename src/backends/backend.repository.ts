@@ -233,3 +233,16 @@ export async function findOrCreateInstallationId(db: Kysely<Database>, candidate
   const row = await db.selectFrom('installation').select('id').orderBy('created_at').orderBy('id').limit(1).executeTakeFirstOrThrow();
   return row.id;
 }
+
+/** When each backend first became ready, for a list of backends, in one query. */
+export async function findReadyTimes(db: Kysely<Database>, backendIds: string[]): Promise<Map<string, Date>> {
+  if (backendIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('backend_statuses')
+    .select(['backend_id', (eb) => eb.fn.min<Date>('time').as('ready_at')])
+    .where('backend_id', 'in', backendIds)
+    .where('status', '=', 'ready')
+    .groupBy('backend_id')
+    .execute();
+  return new Map(rows.map((row) => [row.backend_id, new Date(row.ready_at)]));
+}

@@ -14,6 +14,7 @@ import {
   countBackendsByStatus,
   findBackend,
   findLiveBackendByKey,
+  findReadyTimes,
   incrementFencingToken,
   insertBackend,
   insertConnectionToken,
@@ -307,9 +308,16 @@ export class BackendService {
     return latest;
   }
 
-  async listServiceBackends(accountName: string, serviceName: string, range: { start?: Date; end?: Date }): Promise<Backend[]> {
+  /** Newest first, at most 1000, each with when it first became ready. */
+  async listServiceBackends(
+    accountName: string,
+    serviceName: string,
+    range: { start?: Date; end?: Date },
+  ): Promise<Array<Backend & { readyAt: Date | null }>> {
     if (!(await findService(this.db, accountName, serviceName))) throw new ServiceNotFoundError(accountName, serviceName);
-    return (await listServiceBackends(this.db, accountName, serviceName, { ...range, limit: 1000 })).map(backendRowToBackend);
+    const rows = await listServiceBackends(this.db, accountName, serviceName, { ...range, limit: 1000 });
+    const readyTimes = await findReadyTimes(this.db, rows.map((row) => row.id));
+    return rows.map((row) => ({ ...backendRowToBackend(row), readyAt: readyTimes.get(row.id) ?? null }));
   }
 
   async listRunningBackends(accountName: string): Promise<Backend[]> {
