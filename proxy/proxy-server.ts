@@ -1,15 +1,237 @@
-import http from 'node:http';
+import http, { type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { BerthError } from '../src/errors.ts';
+import type { Logger } from '../src/logger.ts';
+import { ActivityTracker } from './activity.ts';
+import { prepareHeaders } from './headers.ts';
+import { forwardHttp } from './http-forward.ts';
+import {
+  BackendGoneError,
+  BackendNotReadyError,
+  BackendUnreachableError,
+  HostMismatchError,
+  ProxyUnavailableError,
+  TokenNotFoundError,
+  sendError,
+  sendSocketError,
+  type ErrorAnswer,
+} from './responses.ts';
+import type { ProxyStore } from './store.ts';
+import { TokenCache, type RoutePhase, type TokenRoute } from './token-cache.ts';
+import { tunnelUpgrade } from './upgrade-tunnel.ts';
+
+export interface ProxyServerOptions {
+  store: ProxyStore;
+  logger: Logger;
+  /** BERTH_PROXY_DOMAIN: when set, a token is served only on the Host `{backend_id}.{domain}`. */
+  domain: string | undefined;
+  /** How long a request for a backend that is still starting is held (BERTH_PROXY_WAIT_SECONDS). */
+  waitMs: number;
+}
+
+export type ProxyServerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/** Where a request goes once its token is known: the client's answer and how it is ended. */
+interface Exchange {
+  req: IncomingMessage;
+  /** The path the backend sees: the URL without its `/{token}` segment. */
+  path: string;
+  /** Present for a plain request; absent for an upgrade. */
+  res?: ServerResponse;
+  socket?: Duplex;
+  head?: Buffer;
+}
 
 /**
- * The proxy listener. Token routing arrives with the proxy issue; until then
- * every token is unknown, which is exactly what a 404 says.
+ * Splits `/{token}/rest?query` into the token and the path the backend sees,
+ * `/rest?query`, every other byte unchanged.
  */
-export function createProxyServer(): http.Server {
-  return http.createServer((req, res) => {
-    const body = JSON.stringify({
-      error: { message: 'unknown token', type: 'not_found_error', code: 'token_not_found', status: 404, id: '' },
+export function splitTokenPath(url: string): { token: string; path: string } | undefined {
+  if (url.charCodeAt(0) !== 47 /* / */) return undefined;
+  let end = 1;
+  while (end < url.length) {
+    const c = url.charCodeAt(end);
+    if (c === 47 /* / */ || c === 63 /* ? */) break;
+    end++;
+  }
+  if (end === 1) return undefined;
+  const rest = url.slice(end);
+  return { token: url.slice(1, end), path: rest === '' ? '/' : rest.charCodeAt(0) === 63 ? `/${rest}` : rest };
+}
+
+/**
+ * The proxy listener: `/{token}/…` → the token's backend, with the token's
+ * `x-verified-*` headers and nothing of the client's by those names. Plain
+ * requests and upgrades take the same route. Per request it does a map lookup
+ * and header edits; the database is read only to learn a token it has not
+ * seen, and written once a second with activity.
+ */
+export class ProxyServer {
+  private state: ProxyServerState = 'created';
+  private readonly server: http.Server;
+  private readonly cache: TokenCache;
+  private readonly activity: ActivityTracker;
+  private readonly log: Logger;
+  /** Pooled, kept-alive connections towards backends. */
+  private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' });
+  /** Client sockets of upgrades: the HTTP server no longer tracks them. */
+  private readonly upgradeSockets = new Set<Duplex>();
+  private readonly domainHasPort: boolean;
+  private stopping: Promise<void> | undefined;
+
+  constructor(private readonly options: ProxyServerOptions) {
+    this.log = options.logger.child({ component: 'proxy' });
+    this.cache = new TokenCache({ store: options.store, logger: this.log, domain: options.domain });
+    this.activity = new ActivityTracker(options.store, this.log);
+    this.domainHasPort = options.domain !== undefined && /:\d+$/.test(options.domain);
+    // No overall request deadline: uploads and long polls take as long as they take.
+    this.server = http.createServer({ requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
+  }
+
+  async listen(port: number, host: string): Promise<void> {
+    if (this.state !== 'created') throw new Error(`cannot start the proxy in state ${this.state}`);
+    this.setState('starting');
+    this.cache.start();
+    this.activity.start();
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        resolve();
+      });
     });
-    res.writeHead(404, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
-    res.end(body);
-  });
+    this.setState('running');
+  }
+
+  get port(): number | undefined {
+    return (this.server.address() as AddressInfo | null)?.port;
+  }
+
+  /** Closes every connection, then writes the last activity. Idempotent. */
+  stop(): Promise<void> {
+    this.stopping ??= this.doStop();
+    return this.stopping;
+  }
+
+  private async doStop(): Promise<void> {
+    this.setState('stopping');
+    const closed = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
+    this.server.closeAllConnections();
+    for (const socket of this.upgradeSockets) socket.destroy();
+    this.cache.stop();
+    await closed;
+    this.agent.destroy();
+    await this.activity.stop();
+    this.setState('stopped');
+  }
+
+  private setState(state: ProxyServerState): void {
+    this.log.debug({ from: this.state, to: state }, 'proxy state');
+    this.state = state;
+  }
+
+  // ---------------------------------------------------------------------------
+  // Routing
+
+  private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.route({ req, res, path: '' });
+  }
+
+  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    socket.on('error', (error) => this.log.debug({ err: error }, 'upgrade socket failed'));
+    this.upgradeSockets.add(socket);
+    socket.once('close', () => this.upgradeSockets.delete(socket));
+    this.route({ req, socket, head, path: '' });
+  }
+
+  private route(exchange: Exchange): void {
+    const split = splitTokenPath(exchange.req.url ?? '');
+    if (!split) {
+      this.refuse(exchange, new TokenNotFoundError());
+      return;
+    }
+    exchange.path = split.path;
+    const cached = this.cache.get(split.token);
+    if (cached) {
+      this.serve(exchange, cached);
+      return;
+    }
+    this.cache.load(split.token).then(
+      (loaded) => (loaded ? this.serve(exchange, loaded) : this.refuse(exchange, new TokenNotFoundError())),
+      (error: unknown) => this.refuse(exchange, new ProxyUnavailableError(error)),
+    );
+  }
+
+  private serve(exchange: Exchange, route: TokenRoute): void {
+    const backend = route.backend;
+    if (backend.host !== undefined && !this.hostMatches(exchange.req, backend.host)) {
+      this.refuse(exchange, new HostMismatchError());
+      return;
+    }
+    if (backend.phase === 'gone') {
+      this.refuse(exchange, new BackendGoneError(backend.id));
+      return;
+    }
+    const connection = exchange.res ?? exchange.socket;
+    // Gone while the token was looked up: its 'close' has fired, so counting it would never end.
+    if (!connection || connection.destroyed) return;
+    // From here until the client's connection closes, the backend is in use.
+    this.activity.begin(backend.id);
+    connection.once('close', () => this.activity.end(backend.id));
+    if (backend.phase === 'ready') this.forward(exchange, route);
+    else void this.hold(exchange, route, connection);
+  }
+
+  /** Holds a request for a backend that is still starting until it is ready, gone, or the wait is over. */
+  private async hold(exchange: Exchange, route: TokenRoute, connection: ServerResponse | Duplex): Promise<void> {
+    const backend = route.backend;
+    const clientGone = new AbortController();
+    const onClose = () => clientGone.abort();
+    connection.once('close', onClose);
+    const started = performance.now();
+    let phase: RoutePhase;
+    try {
+      phase = await this.cache.waitUntilSettled(backend, this.options.waitMs, clientGone.signal);
+    } finally {
+      connection.off('close', onClose);
+    }
+    if (clientGone.signal.aborted) return;
+    if (phase === 'ready') this.forward(exchange, route);
+    else if (phase === 'gone') this.refuse(exchange, new BackendGoneError(backend.id));
+    else this.refuse(exchange, new BackendNotReadyError(backend.id, performance.now() - started));
+  }
+
+  private forward(exchange: Exchange, route: TokenRoute): void {
+    const { req, res, socket, path } = exchange;
+    const port = route.backend.hostPort;
+    const failed = (error: Error) => this.refuse(exchange, new BackendUnreachableError(route.backend.id, error));
+    // 'ready' implies a port; without one there is nowhere to go, and a hang is worse than a 502.
+    if (port === null) return failed(new Error('no published port is known'));
+    prepareHeaders(req.headers, route.headers, req.socket.remoteAddress, res === undefined);
+    if (res) forwardHttp(req, res, { port, path, agent: this.agent }, failed);
+    else if (socket) tunnelUpgrade(req, socket, exchange.head ?? Buffer.alloc(0), { port, path }, failed);
+  }
+
+  private hostMatches(req: IncomingMessage, expected: string): boolean {
+    let host = req.headers.host?.toLowerCase();
+    if (host === undefined) return false;
+    if (!this.domainHasPort) {
+      const colon = host.lastIndexOf(':');
+      if (colon !== -1 && !host.endsWith(']')) host = host.slice(0, colon);
+    }
+    return host === expected;
+  }
+
+  private refuse(exchange: Exchange, error: BerthError): void {
+    let answer: ErrorAnswer;
+    if (exchange.res) answer = sendError(exchange.res, error);
+    else if (exchange.socket) answer = sendSocketError(exchange.socket, error);
+    else return;
+    // The URL is not logged: its first segment is a credential.
+    const line = { request_id: answer.requestId, status: answer.status, code: answer.code, upgrade: !exchange.res, ...error.details };
+    if (answer.status >= 500) this.log.warn({ ...line, err: error.cause }, 'proxy request failed');
+    else this.log.debug(line, 'proxy request refused');
+  }
 }

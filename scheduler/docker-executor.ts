@@ -6,10 +6,12 @@
  */
 import type Dockerode from 'dockerode';
 import { request } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../src/logger.ts';
+import { followContainerLogs, type FollowLogsOptions } from './container-logs.ts';
+import { sampleContainerStats, streamContainerStats, type MetricsSample } from './container-stats.ts';
 import { isEngineUnreachable } from './docker.ts';
+import { LineSplitter } from './line-splitter.ts';
 import {
   CONTAINER_PORT,
   LABELS,
@@ -411,6 +413,21 @@ export class DockerExecutor {
     return states.filter((s): s is ContainerState => s !== undefined);
   }
 
+  /** Follows a container's output; see container-logs.ts. */
+  followLogs(containerId: string, options: FollowLogsOptions): Promise<void> {
+    return followContainerLogs(this.docker, containerId, options);
+  }
+
+  /** One resource sample now, or undefined when the container is not running. */
+  sampleStats(containerId: string): Promise<MetricsSample | undefined> {
+    return sampleContainerStats(this.docker, containerId);
+  }
+
+  /** Live resource samples, about one a second, until the container stops or the signal aborts. */
+  streamStats(containerId: string, signal: AbortSignal): AsyncGenerator<MetricsSample> {
+    return streamContainerStats(this.docker, containerId, signal);
+  }
+
   /** Follows exits and removals of this installation's containers until the returned function is called. */
   watchEvents(
     instanceId: string,
@@ -678,25 +695,4 @@ class ContainerEventWatcher {
 function destroyStream(stream: NodeJS.ReadableStream | undefined): void {
   const destroy = (stream as { destroy?: () => void } | undefined)?.destroy;
   if (destroy) destroy.call(stream);
-}
-
-/**
- * Newline-delimited text from a byte stream. Chunks may end in the middle of a
- * line or of a multi-byte character; both are kept until the rest arrives.
- */
-export class LineSplitter {
-  private readonly decoder = new StringDecoder('utf8');
-  private pending = '';
-
-  constructor(private readonly onLine: (line: string) => void) {}
-
-  write(chunk: Buffer | string): void {
-    this.pending += typeof chunk === 'string' ? chunk : this.decoder.write(chunk);
-    let newline: number;
-    while ((newline = this.pending.indexOf('\n')) >= 0) {
-      const line = this.pending.slice(0, newline).trim();
-      this.pending = this.pending.slice(newline + 1);
-      if (line !== '') this.onLine(line);
-    }
-  }
 }

@@ -1,5 +1,6 @@
 import type { Logger } from '../src/logger.ts';
 import type { StatusEvent } from '../src/backends/backend-status.ts';
+import type { LogLine } from './container-logs.ts';
 import type { DockerExecutor } from './docker-executor.ts';
 import type { ContainerEvent, ContainerState, SpawnSpec } from './executor.ts';
 import type { ScheduledBackend, SchedulerStore } from './store.ts';
@@ -14,7 +15,17 @@ export interface SchedulerOptions {
   terminationGraceMs: number;
   /** How often to look for idle, over-lifetime and orphaned scheduled backends. */
   sweepIntervalMs: number;
+  /** How long logs of terminated backends are kept. */
+  logRetentionMs: number;
+  /** How often running backends' memory is sampled for max_mem_bytes. Default 5 s. */
+  memorySampleIntervalMs?: number;
 }
+
+const LOG_FLUSH_MS = 200;
+const LOG_FLUSH_LINES = 500;
+/** How long an exit waits for the last lines of output before it is recorded. */
+const LOG_DRAIN_MS = 2000;
+const LOG_RETENTION_SWEEP_MS = 60_000;
 
 export type SchedulerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -24,6 +35,8 @@ interface Run {
   abort: AbortController;
   containerId: string | null;
   graceTimer?: NodeJS.Timeout;
+  /** Settles when the container's output has been read to its end and stored. */
+  logsDone?: Promise<void>;
 }
 
 /**
@@ -42,7 +55,11 @@ export class Scheduler {
   private unsubscribe: (() => void) | undefined;
   private stopEvents: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
+  private memoryTimer: NodeJS.Timeout | undefined;
+  private retentionTimer: NodeJS.Timeout | undefined;
   private sweeping = false;
+  /** Aborted on stop: ends log following without touching the containers. */
+  private readonly lifetime = new AbortController();
 
   constructor(private readonly options: SchedulerOptions) {
     this.store = options.store;
@@ -65,6 +82,9 @@ export class Scheduler {
       this.log.error({ err: error }, 'reconcile at start failed');
     }
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
+    this.memoryTimer = setInterval(() => void this.sampleMemory(), this.options.memorySampleIntervalMs ?? 5000);
+    this.retentionTimer = setInterval(() => void this.dropExpiredLogs(), LOG_RETENTION_SWEEP_MS);
+    void this.dropExpiredLogs();
     this.setState('running');
   }
 
@@ -73,6 +93,9 @@ export class Scheduler {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.setState('stopping');
     clearInterval(this.sweepTimer);
+    clearInterval(this.memoryTimer);
+    clearInterval(this.retentionTimer);
+    this.lifetime.abort(new Error('scheduler stopped'));
     this.unsubscribe?.();
     this.stopEvents?.();
     for (const run of this.runs.values()) {
@@ -134,6 +157,7 @@ export class Scheduler {
       if (!(await this.store.record(backendId, 'starting'))) return;
       const started = await this.executor.start(spawnSpec(backend, this.store.instanceId));
       run.containerId = started.containerId;
+      this.followLogs(backendId, run, undefined);
       await this.store.setContainer(backendId, started);
       if (!(await this.store.record(backendId, 'waiting'))) {
         // Terminated while the container was being made: finish the job now.
@@ -249,6 +273,7 @@ export class Scheduler {
     backendId: string,
     exit: { exitCode: number | null; oomKilled: boolean; containerId: string; removing?: boolean },
   ): Promise<void> {
+    await this.drainLogs(backendId, exit.containerId);
     const termination = await this.store.latestTermination(backendId);
     // Force-removed behind berth's back: the app did not exit, it was lost.
     const lost = exit.removing === true && !termination;
@@ -303,6 +328,7 @@ export class Scheduler {
   private async adopt(backend: ScheduledBackend, container: ContainerState): Promise<void> {
     const run = this.runFor(backend.id);
     run.containerId = container.containerId;
+    this.followLogs(backend.id, run, await this.store.latestLogTime(backend.id));
     this.log.info({ backend_id: backend.id, status: backend.status }, 'adopted running backend');
     switch (backend.status) {
       case 'scheduled':
@@ -322,6 +348,75 @@ export class Scheduler {
         return;
       default:
         return;
+    }
+  }
+
+  // ---------------------------------------------------------------------------
+  // Output and memory
+
+  /** Reads the container's output into the store, in small batches, until the container stops. */
+  private followLogs(backendId: string, run: Run, since: Date | undefined): void {
+    const containerId = run.containerId;
+    if (!containerId) return;
+    const buffer: LogLine[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    let writing = Promise.resolve();
+    const flush = () => {
+      clearTimeout(timer);
+      timer = undefined;
+      const lines = buffer.splice(0);
+      writing = writing
+        .then(() => this.store.appendLogs(backendId, lines))
+        .catch((error: unknown) => this.log.error({ err: error, backend_id: backendId }, 'storing log lines failed'));
+      return writing;
+    };
+    run.logsDone = this.executor
+      .followLogs(containerId, {
+        since,
+        signal: this.lifetime.signal,
+        onLine: (line) => {
+          buffer.push(line);
+          if (buffer.length >= LOG_FLUSH_LINES) void flush();
+          else timer ??= setTimeout(() => void flush(), LOG_FLUSH_MS);
+        },
+      })
+      .catch((error: unknown) => this.log.warn({ err: error, backend_id: backendId }, 'following logs failed'))
+      .then(flush);
+  }
+
+  /** Makes sure the last lines a container wrote are stored before its exit is. */
+  private async drainLogs(backendId: string, containerId: string): Promise<void> {
+    const run = this.runs.get(backendId);
+    if (!run?.logsDone) {
+      // Exited while no berth watched: read what it wrote since the last stored line.
+      const orphan = this.runFor(backendId);
+      orphan.containerId = containerId;
+      this.followLogs(backendId, orphan, await this.store.latestLogTime(backendId));
+      return this.drainLogs(backendId, containerId);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([run.logsDone, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOG_DRAIN_MS)))]);
+    clearTimeout(timer);
+  }
+
+  private async sampleMemory(): Promise<void> {
+    for (const [backendId, run] of this.runs) {
+      if (!run.containerId || !this.active) continue;
+      try {
+        const sample = await this.executor.sampleStats(run.containerId);
+        if (sample) await this.store.recordMemoryPeak(backendId, sample.memPeak);
+      } catch (error) {
+        this.log.debug({ err: error, backend_id: backendId }, 'memory sample failed');
+      }
+    }
+  }
+
+  private async dropExpiredLogs(): Promise<void> {
+    try {
+      const dropped = await this.store.deleteExpiredLogs(new Date(Date.now() - this.options.logRetentionMs));
+      if (dropped > 0) this.log.info({ lines: dropped }, 'dropped expired log lines');
+    } catch (error) {
+      this.log.error({ err: error }, 'dropping expired logs failed');
     }
   }
 

@@ -1,4 +1,5 @@
 import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/backends/backend-status.ts';
+import type { LogLine } from './container-logs.ts';
 import type { ResourceLimits, StartedContainer } from './executor.ts';
 
 /** What the scheduler knows of a backend it runs. */
@@ -36,4 +37,12 @@ export interface SchedulerStore {
   /** Ready backends idle past max_idle_seconds or older than lifetime_limit_seconds. */
   listSweepable(now: Date): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>>;
   subscribe(listener: (event: StatusEvent) => void): () => void;
+  /** Stores output lines and announces them to log streams. */
+  appendLogs(id: string, lines: LogLine[]): Promise<void>;
+  /** Time of the last stored line, to resume following after a restart. */
+  latestLogTime(id: string): Promise<Date | undefined>;
+  /** Raises max_mem_bytes when `bytes` is higher. */
+  recordMemoryPeak(id: string, bytes: number): Promise<void>;
+  /** Drops logs of backends terminated before `before`. */
+  deleteExpiredLogs(before: Date): Promise<number>;
 }

@@ -1,10 +1,14 @@
 import Router from '@koa/router';
-import Koa from 'koa';
+import Koa, { type Middleware } from 'koa';
 import { accountController } from './accounts/account.controller.ts';
 import { backendController } from './backends/backend.controller.ts';
-import type { BerthContextExtras, BerthState, Dependencies } from './context.ts';
+import { readyController } from './backends/ready.controller.ts';
+import type { BerthConfig } from './config.ts';
+import type { BerthContextExtras, BerthRouter, BerthState, Dependencies } from './context.ts';
 import { BerthError } from './errors.ts';
 import { healthController } from './health/health.controller.ts';
+import { logController } from './logs/log.controller.ts';
+import { metricsController } from './metrics/metrics.controller.ts';
 import { authenticated } from './http/auth.ts';
 import { RateLimiter } from './http/rate-limit.ts';
 import { handleRequests } from './http/request-handler.ts';
@@ -16,14 +20,9 @@ export function createApp(deps: Dependencies, envLoadedAt: Date): Koa<BerthState
   // Errors are answered by handleRequests; Koa's own printing would duplicate them.
   app.silent = true;
 
-  const router = new Router<BerthState, BerthContextExtras>();
-  const auth = authenticated(new RateLimiter(deps.config.rateLimit, deps.config.rateLimitWindowMs));
-  healthController(router, auth, envLoadedAt);
-  accountController(router, auth);
-  serviceController(router, auth);
-  backendController(router, auth);
-
+  const router = createRouter(deps.config, envLoadedAt);
   app.use(handleRequests(deps.logger));
+  app.use(collapseLeadingSlashes);
   app.use(router.routes());
   app.use(
     router.allowedMethods({
@@ -34,3 +33,30 @@ export function createApp(deps: Dependencies, envLoadedAt: Date): Koa<BerthState
   );
   return app;
 }
+
+/**
+ * Every route of the API with its own middleware (auth included). Building it
+ * touches nothing: handlers reach their dependencies through `ctx.deps` at
+ * request time, so docs/endpoint-matrix.md can be checked against it.
+ */
+export function createRouter(config: Pick<BerthConfig, 'rateLimit' | 'rateLimitWindowMs'>, envLoadedAt: Date): BerthRouter {
+  const router = new Router<BerthState, BerthContextExtras>();
+  const auth = authenticated(new RateLimiter(config.rateLimit, config.rateLimitWindowMs));
+  healthController(router, auth, envLoadedAt);
+  accountController(router, auth);
+  serviceController(router, auth);
+  backendController(router, auth);
+  logController(router, auth);
+  metricsController(router, auth);
+  readyController(router);
+  return router;
+}
+
+/**
+ * The Jamsocket CLI appends `/v2/…` to JAMSOCKET_SERVER_API as it is, so a base
+ * URL written with a trailing slash asks for `//v2/…`: route that as `/v2/…`.
+ */
+const collapseLeadingSlashes: Middleware<BerthState, BerthContextExtras> = (ctx, next) => {
+  if (ctx.path.startsWith('//')) ctx.path = ctx.path.replace(/^\/{2,}/, '/');
+  return next();
+};

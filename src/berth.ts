@@ -5,12 +5,14 @@ import { nanoid } from 'nanoid';
 import { DockerExecutor } from '../scheduler/docker-executor.ts';
 import { createDocker } from '../scheduler/docker.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
-import { createProxyServer } from '../proxy/proxy-server.ts';
+import { ProxyServer } from '../proxy/proxy-server.ts';
 import { AccountService } from './accounts/account.service.ts';
 import { findOrCreateInstallationId } from './backends/backend.repository.ts';
 import { BackendService } from './backends/backend.service.ts';
+import { DatabaseProxyStore } from './backends/proxy-store.ts';
 import { DatabaseSchedulerStore } from './backends/scheduler-store.ts';
 import { StatusHub } from './backends/status-hub.ts';
+import { LogHub } from './logs/log-hub.ts';
 import { createApp } from './app.ts';
 import type { BerthConfig } from './config.ts';
 import type { Dependencies } from './context.ts';
@@ -37,7 +39,7 @@ export interface BerthOptions {
 export class Berth {
   private state: BerthState = 'created';
   private apiServer: http.Server | undefined;
-  private proxyServer: http.Server | undefined;
+  private proxy: ProxyServer | undefined;
   private stopping: Promise<void> | undefined;
 
   private constructor(
@@ -62,6 +64,7 @@ export class Berth {
     const accounts = new AccountService(storage.db, config.adminToken);
     const generatedAdminToken = await accounts.bootstrapAdmin(logger);
     const statusHub = await StatusHub.create(storage, logger);
+    const logHub = await LogHub.create(storage, logger);
     const backends = new BackendService({ db: storage.db, engine: executor, mountBaseDir: config.mountBaseDir });
     const deps: Dependencies = {
       config,
@@ -72,6 +75,8 @@ export class Berth {
       health: new HealthService(storage.db, docker, startedAt),
       backends,
       statusHub,
+      logHub,
+      executor,
     };
     let scheduler: Scheduler | undefined;
     if (role === 'scheduler' || role === 'all') {
@@ -83,6 +88,7 @@ export class Berth {
         startupTimeoutMs: config.startupTimeoutMs,
         terminationGraceMs: config.terminationGraceMs,
         sweepIntervalMs: config.sweepIntervalMs,
+        logRetentionMs: config.logRetentionMs,
       });
     }
     return new Berth(config, role, logger, storage, deps, scheduler, generatedAdminToken, startedAt);
@@ -97,8 +103,13 @@ export class Berth {
       await listen(this.apiServer, this.config.apiPort, this.config.bind);
     }
     if (this.role === 'proxy' || this.role === 'all') {
-      this.proxyServer = createProxyServer();
-      await listen(this.proxyServer, this.config.proxyPort, this.config.bind);
+      this.proxy = new ProxyServer({
+        store: new DatabaseProxyStore(this.storage.db, this.deps.statusHub),
+        logger: this.logger,
+        domain: this.config.proxyDomain,
+        waitMs: this.config.proxyWaitMs,
+      });
+      await this.proxy.listen(this.config.proxyPort, this.config.bind);
     }
     this.setState('running');
     this.logger.info(
@@ -113,7 +124,7 @@ export class Berth {
   }
 
   get proxyPort(): number | undefined {
-    return (this.proxyServer?.address() as AddressInfo | null)?.port;
+    return this.proxy?.port;
   }
 
   /** Stops listening and closes storage. Backends keep running. Idempotent. */
@@ -124,9 +135,11 @@ export class Berth {
 
   private async doStop(): Promise<void> {
     this.setState('stopping');
-    await Promise.all([close(this.apiServer), close(this.proxyServer)]);
+    // The proxy writes its last activity on the way out, so storage closes after it.
+    await Promise.all([close(this.apiServer), this.proxy?.stop()]);
     await this.scheduler?.stop();
     await this.deps.statusHub.stop();
+    await this.deps.logHub.stop();
     await this.storage.close();
     this.setState('stopped');
   }

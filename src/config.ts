@@ -39,6 +39,10 @@ export interface BerthConfig {
   readonly terminationGraceMs: number;
   /** How often idle and over-lifetime backends are looked for. Default 1 s. */
   readonly sweepIntervalMs: number;
+  /** How long the proxy holds a request for a backend that is not ready yet before answering 503. Default 30 s. */
+  readonly proxyWaitMs: number;
+  /** How long the logs of a terminated backend stay readable. Default 7 days. */
+  readonly logRetentionMs: number;
 }
 
 const port = (fallback: number) =>
@@ -80,6 +84,8 @@ const ENV_SCHEMA = z.object({
   BERTH_MOUNT_BASE_DIR: z.string().regex(/^\//, 'must be an absolute path').optional(),
   BERTH_TERMINATION_GRACE_SECONDS: seconds(10),
   BERTH_SWEEP_INTERVAL_SECONDS: seconds(1),
+  BERTH_LOG_RETENTION_SECONDS: seconds(7 * 24 * 3600),
+  BERTH_PROXY_WAIT_SECONDS: seconds(30),
   BERTH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -129,5 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     mountBaseDir: e.BERTH_MOUNT_BASE_DIR?.replace(/(.)\/+$/, '$1'),
     terminationGraceMs: e.BERTH_TERMINATION_GRACE_SECONDS * 1000,
     sweepIntervalMs: e.BERTH_SWEEP_INTERVAL_SECONDS * 1000,
+    proxyWaitMs: e.BERTH_PROXY_WAIT_SECONDS * 1000,
+    logRetentionMs: e.BERTH_LOG_RETENTION_SECONDS * 1000,
   });
 }

@@ -4,6 +4,8 @@ import type { Principal } from './accounts/account.service.ts';
 import type { AccountService } from './accounts/account.service.ts';
 import type { BackendService } from './backends/backend.service.ts';
 import type { StatusHub } from './backends/status-hub.ts';
+import type { LogHub } from './logs/log-hub.ts';
+import type { DockerExecutor } from '../scheduler/docker-executor.ts';
 import type { BerthConfig } from './config.ts';
 import type { Storage } from './database.ts';
 import type { HealthService } from './health/health.service.ts';
@@ -27,6 +29,9 @@ export interface Dependencies {
   health: HealthService;
   backends: BackendService;
   statusHub: StatusHub;
+  logHub: LogHub;
+  /** The engine, for reads that go to it directly (metrics). */
+  executor: DockerExecutor;
 }
 
 export interface BerthContextExtras {

@@ -5,6 +5,7 @@ import { Migrator } from 'kysely/migration';
 import pg from 'pg';
 import type { AccountTable, ApiTokenTable } from './accounts/account.table.ts';
 import type { EnvironmentTable, ServiceTable } from './services/service.table.ts';
+import type { BackendLogTable } from './logs/log.table.ts';
 import type {
   BackendKeyTable,
   BackendStatusTable,
@@ -25,6 +26,7 @@ export interface Database {
   backend_statuses: BackendStatusTable;
   backend_keys: BackendKeyTable;
   connection_tokens: ConnectionTokenTable;
+  backend_logs: BackendLogTable;
 }
 
 export type StorageKind = 'postgres' | 'pglite';

@@ -21,6 +21,8 @@ describe('configuration', () => {
       mountBaseDir: undefined,
       terminationGraceMs: 10_000,
       sweepIntervalMs: 1000,
+      logRetentionMs: 7 * 24 * 3600 * 1000,
+      proxyWaitMs: 30_000,
     });
   });
 
@@ -50,6 +52,7 @@ describe('configuration', () => {
     ['BERTH_IMAGE_PREFIX', 'Upper/'],
     ['BERTH_RATE_LIMIT', '0'],
     ['BERTH_LOG_LEVEL', 'loud'],
+    ['BERTH_PROXY_WAIT_SECONDS', '0'],
   ])('names %s when its value %j is bad', (variable, value) => {
     let error: unknown;
     try {

@@ -13,8 +13,8 @@ import {
   containerCreateOptions,
   DockerExecutor,
   DockerExecutorError,
-  LineSplitter,
 } from '../scheduler/docker-executor.ts';
+import { LineSplitter } from '../scheduler/line-splitter.ts';
 import { LABELS, type ContainerEvent, type SpawnSpec } from '../scheduler/executor.ts';
 import { createTestDocker } from './support/docker.ts';
 import { ensureTestImage } from './support/test-image.ts';

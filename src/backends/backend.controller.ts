@@ -8,21 +8,9 @@ import { statusEventToJson, statusEventToPublicJson, type StatusEvent } from './
 import { BACKENDS_QUERY, CONNECT_BODY, TERMINATE_BODY } from './backend.schemas.ts';
 import { backendUrls } from './backend-urls.ts';
 import type { Backend } from './backend.service.ts';
-import { z } from 'zod';
+import { authorizedBackend, backendIdParam } from './backend-params.ts';
 
-const BACKEND_ID = z.string().regex(/^[a-z0-9]{1,64}$/, 'must be a backend id (lowercase letters and digits)');
 const CORS = { 'Access-Control-Allow-Origin': '*' };
-
-function backendIdParam(ctx: BerthContext): string {
-  return parseInput(BACKEND_ID, ctx.params.id, 'backend_id');
-}
-
-/** The backend named in the path, after checking the caller may act on its account. */
-async function authorizedBackend(ctx: BerthContext): Promise<Backend> {
-  const backend = await ctx.deps.backends.requireBackend(backendIdParam(ctx));
-  await ctx.deps.accounts.authorize(principalOf(ctx), backend.accountName);
-  return backend;
-}
 
 function allowCors(ctx: BerthContext): void {
   ctx.set(CORS);

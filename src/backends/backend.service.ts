@@ -59,6 +59,8 @@ export interface Backend {
   createdAt: Date;
   status: BackendStatus;
   statusTime: Date;
+  /** Set once the container exists. */
+  containerId: string | null;
 }
 
 export class BackendNotFoundError extends NotFoundError {
@@ -351,5 +353,6 @@ export function backendRowToBackend(row: BackendRow): Backend {
     createdAt: row.created_at,
     status: row.status,
     statusTime: row.status_time,
+    containerId: row.container_id,
   };
 }

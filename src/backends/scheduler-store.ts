@@ -1,12 +1,15 @@
 import type { Kysely } from 'kysely';
 import type { ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
+import type { LogLine } from '../../scheduler/container-logs.ts';
 import type { Database } from '../database.ts';
+import { deleteExpiredLogLines, insertLogLines, latestLogTime } from '../logs/log.repository.ts';
 import type { BackendStatus, StatusDetails, StatusEvent } from './backend-status.ts';
 import {
   findBackend,
   latestTerminationRow,
   listLiveBackends,
   listSweepableBackends,
+  raiseMaxMemory,
   setBackendContainer,
 } from './backend.repository.ts';
 import type { BackendRow } from './backend.table.ts';
@@ -54,6 +57,22 @@ export class DatabaseSchedulerStore implements SchedulerStore {
 
   subscribe(listener: (event: StatusEvent) => void): () => void {
     return this.hub.subscribe('*', listener);
+  }
+
+  appendLogs(id: string, lines: LogLine[]): Promise<void> {
+    return insertLogLines(this.db, id, lines);
+  }
+
+  latestLogTime(id: string): Promise<Date | undefined> {
+    return latestLogTime(this.db, id);
+  }
+
+  recordMemoryPeak(id: string, bytes: number): Promise<void> {
+    return raiseMaxMemory(this.db, id, bytes);
+  }
+
+  deleteExpiredLogs(before: Date): Promise<number> {
+    return deleteExpiredLogLines(this.db, before);
   }
 }
 

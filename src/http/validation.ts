@@ -11,7 +11,9 @@ export const NAME = z
  * names the field at fault as a dotted path below `root`.
  */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown, root: string): z.output<S> {
-  const result = schema.safeParse(input);
+  // Without reportInput zod leaves `issue.input` unset, and a value of the wrong
+  // type (say, an array for `auth`) would be reported as missing.
+  const result = schema.safeParse(input, { reportInput: true });
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
   const path = [...issue.path];

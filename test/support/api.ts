@@ -34,6 +34,8 @@ export function apiClient(baseUrl: string, defaultToken?: string) {
     return { status: response.status, headers: response.headers, body: parsed as T, text };
   }
   return {
+    /** The token this client sends by default, for requests made with other tools (SSE). */
+    token: defaultToken,
     request,
     get: <T = any>(path: string, options?: RequestOptions) => request<T>('GET', path, options),
     post: <T = any>(path: string, body?: unknown, options?: RequestOptions) => request<T>('POST', path, { ...options, body }),

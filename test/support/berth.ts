@@ -3,7 +3,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type Dockerode from 'dockerode';
-import { Berth } from '../../src/berth.ts';
+import { Berth, type Role } from '../../src/berth.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createPostgresDatabase, type TestDatabase } from './databases.ts';
@@ -50,17 +50,18 @@ export class TestBerth {
     return instance;
   }
 
-  private async boot(): Promise<void> {
+  private async boot(role?: Role): Promise<void> {
     const config = loadConfig(this.env);
-    this.berth = await Berth.create({ config, logger: createLogger(config.logLevel), docker: this.docker });
+    this.berth = await Berth.create({ config, logger: createLogger(config.logLevel), docker: this.docker, role });
     await this.berth.start();
     this.apiUrl = `http://127.0.0.1:${this.berth.apiPort}`;
     this.proxyUrl = `http://127.0.0.1:${this.berth.proxyPort}`;
   }
 
-  async restart(): Promise<void> {
+  /** Restarts on the same storage and ports; `role` runs only that part of berth (its URLs then answer nothing else). */
+  async restart(options: { role?: Role } = {}): Promise<void> {
     await this.berth.stop();
-    await this.boot();
+    await this.boot(options.role);
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,35 @@
+import type { BackendStatus, StatusEvent } from '../src/backends/backend-status.ts';
+
+/** Where a backend stands, as of the status row `statusId`. */
+export interface BackendRouteState {
+  status: BackendStatus;
+  /** Id of the newest status row: events at or below it are already reflected. */
+  statusId: number;
+  /** Loopback port the container's 8080 is published on; null until it has one. */
+  hostPort: number | null;
+}
+
+/** A connection token and what the proxy needs to route it. */
+export interface TokenRecord extends BackendRouteState {
+  token: string;
+  backendId: string;
+  /** The connect's `user`. */
+  username: string | null;
+  /** The connect's `auth`. */
+  auth: Record<string, unknown> | null;
+  secretToken: string;
+}
+
+/**
+ * The proxy's view of storage, implemented in src/backends/ on the database.
+ * None of it runs per request: lookups fill the proxy's cache, status events
+ * keep it fresh, and activity is written in batches.
+ */
+export interface ProxyStore {
+  findToken(token: string): Promise<TokenRecord | undefined>;
+  findBackendState(backendId: string): Promise<BackendRouteState | undefined>;
+  /** Sets last_activity_at to `at` (never backwards) for every backend named. */
+  recordActivity(backendIds: readonly string[], at: Date): Promise<void>;
+  /** Hears every status step recorded by any berth process. */
+  subscribe(listener: (event: StatusEvent) => void): () => void;
+}

@@ -1,0 +1,43 @@
+import type { Kysely } from 'kysely';
+import type { BackendRouteState, ProxyStore, TokenRecord } from '../../proxy/store.ts';
+import type { Database } from '../database.ts';
+import type { StatusEvent } from './backend-status.ts';
+import { findBackendRoute, findTokenRoute, touchBackendsActivity } from './proxy.repository.ts';
+import type { StatusHub } from './status-hub.ts';
+
+/** The proxy's storage, on the database. */
+export class DatabaseProxyStore implements ProxyStore {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly hub: StatusHub,
+  ) {}
+
+  async findToken(token: string): Promise<TokenRecord | undefined> {
+    const row = await findTokenRoute(this.db, token);
+    return (
+      row && {
+        token: row.token,
+        backendId: row.backend_id,
+        username: row.username,
+        auth: row.auth,
+        secretToken: row.secret_token,
+        status: row.status,
+        statusId: Number(row.status_id ?? 0),
+        hostPort: row.host_port,
+      }
+    );
+  }
+
+  async findBackendState(backendId: string): Promise<BackendRouteState | undefined> {
+    const row = await findBackendRoute(this.db, backendId);
+    return row && { status: row.status, statusId: Number(row.status_id ?? 0), hostPort: row.host_port };
+  }
+
+  recordActivity(backendIds: readonly string[], at: Date): Promise<void> {
+    return touchBackendsActivity(this.db, backendIds, at);
+  }
+
+  subscribe(listener: (event: StatusEvent) => void): () => void {
+    return this.hub.subscribe('*', listener);
+  }
+}

@@ -1,0 +1,57 @@
+import type { Kysely } from 'kysely';
+import type { Database } from '../database.ts';
+import type { BackendStatus } from './backend-status.ts';
+
+/** The queries of the proxy: what a connection token routes to, and activity. */
+
+export interface TokenRouteRow {
+  token: string;
+  backend_id: string;
+  username: string | null;
+  auth: Record<string, unknown> | null;
+  secret_token: string;
+  status: BackendStatus;
+  host_port: number | null;
+  /** Newest status row of the backend, read in the same snapshot as `status`. */
+  status_id: string | number | null;
+}
+
+export interface BackendRouteRow {
+  status: BackendStatus;
+  host_port: number | null;
+  status_id: string | number | null;
+}
+
+export async function findTokenRoute(db: Kysely<Database>, token: string): Promise<TokenRouteRow | undefined> {
+  return db
+    .selectFrom('connection_tokens as t')
+    .innerJoin('backends as b', 'b.id', 't.backend_id')
+    .select(['t.token', 't.backend_id', 't.username', 't.auth', 'b.secret_token', 'b.status', 'b.host_port'])
+    .select((eb) =>
+      eb.selectFrom('backend_statuses as s').select((s) => s.fn.max('s.id').as('id')).whereRef('s.backend_id', '=', 'b.id').as('status_id'),
+    )
+    .where('t.token', '=', token)
+    .executeTakeFirst();
+}
+
+export async function findBackendRoute(db: Kysely<Database>, backendId: string): Promise<BackendRouteRow | undefined> {
+  return db
+    .selectFrom('backends as b')
+    .select(['b.status', 'b.host_port'])
+    .select((eb) =>
+      eb.selectFrom('backend_statuses as s').select((s) => s.fn.max('s.id').as('id')).whereRef('s.backend_id', '=', 'b.id').as('status_id'),
+    )
+    .where('b.id', '=', backendId)
+    .executeTakeFirst();
+}
+
+/** One statement for any number of backends; last_activity_at never moves backwards. */
+export async function touchBackendsActivity(db: Kysely<Database>, backendIds: readonly string[], at: Date): Promise<void> {
+  if (backendIds.length === 0) return;
+  await db
+    .updateTable('backends')
+    .set({ last_activity_at: at })
+    .where('id', 'in', backendIds)
+    .where('last_activity_at', '<', at)
+    .execute();
+}
