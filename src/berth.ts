@@ -1,7 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Dockerode from 'dockerode';
-import { nanoid } from 'nanoid';
+import { customAlphabet } from 'nanoid';
 import { DockerExecutor } from '../scheduler/docker-executor.ts';
 import { createDocker } from '../scheduler/docker.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
@@ -52,6 +52,8 @@ export class Berth {
     /** The admin token generated at this start, if any; shown once. */
     readonly generatedAdminToken: string | undefined,
     private readonly startedAt: Date,
+    /** Id of this installation, on the labels of every container it starts. */
+    readonly instanceId: string,
   ) {}
 
   static async create(options: BerthOptions): Promise<Berth> {
@@ -78,9 +80,9 @@ export class Berth {
       logHub,
       executor,
     };
+    const instanceId = await findOrCreateInstallationId(storage.db, customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 12)());
     let scheduler: Scheduler | undefined;
     if (role === 'scheduler' || role === 'all') {
-      const instanceId = await findOrCreateInstallationId(storage.db, nanoid(12).toLowerCase());
       scheduler = new Scheduler({
         store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId),
         executor,
@@ -91,7 +93,7 @@ export class Berth {
         logRetentionMs: config.logRetentionMs,
       });
     }
-    return new Berth(config, role, logger, storage, deps, scheduler, generatedAdminToken, startedAt);
+    return new Berth(config, role, logger, storage, deps, scheduler, generatedAdminToken, startedAt, instanceId);
   }
 
   async start(): Promise<void> {

@@ -70,41 +70,95 @@ function openPostgres(databaseUrl: string, logger: Logger): Storage {
   // An idle client losing its connection must not crash berth; the pool replaces it.
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  let listener: Promise<pg.Client> | undefined;
-  const handlers = new Map<string, Set<NotificationHandler>>();
-
-  const connectListener = async (): Promise<pg.Client> => {
-    const client = new pg.Client({ connectionString: databaseUrl });
-    client.on('error', (error) => logger.warn({ err: error }, 'notification connection failed'));
-    client.on('notification', (message) => {
-      for (const handler of handlers.get(message.channel) ?? []) handler(message.payload ?? '');
-    });
-    await client.connect();
-    return client;
-  };
-
+  const notifications = new PostgresNotifications(databaseUrl, logger);
   return {
     kind: 'postgres',
     db,
-    async listen(channel, handler) {
-      listener ??= connectListener();
-      const client = await listener;
-      let set = handlers.get(channel);
-      if (!set) {
-        set = new Set();
-        handlers.set(channel, set);
-        await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
-      }
-      set.add(handler);
-      return async () => {
-        set.delete(handler);
-      };
-    },
+    listen: (channel, handler) => notifications.listen(channel, handler),
     async close() {
-      if (listener) await (await listener).end().catch(() => undefined);
+      await notifications.close();
       await db.destroy();
     },
   };
+}
+
+const RELISTEN_DELAY_MS = 1000;
+
+/**
+ * One dedicated connection for LISTEN. When it drops (a database restart, a
+ * network blip) it is made again and every channel listened to anew, so that
+ * status events keep flowing; notifications sent while it was down are lost,
+ * which the scheduler's periodic sweep and the proxy's re-reads make up for.
+ */
+class PostgresNotifications {
+  private readonly handlers = new Map<string, Set<NotificationHandler>>();
+  private connection: Promise<pg.Client> | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly databaseUrl: string,
+    private readonly logger: Logger,
+  ) {}
+
+  async listen(channel: string, handler: NotificationHandler): Promise<() => Promise<void>> {
+    const client = await this.connect();
+    let set = this.handlers.get(channel);
+    if (!set) {
+      set = new Set();
+      this.handlers.set(channel, set);
+      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    }
+    set.add(handler);
+    return async () => {
+      set.delete(handler);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retryTimer);
+    const client = await this.connection?.catch(() => undefined);
+    await client?.end().catch(() => undefined);
+  }
+
+  private connect(): Promise<pg.Client> {
+    this.connection ??= this.open().catch((error: unknown) => {
+      this.connection = undefined;
+      throw error;
+    });
+    return this.connection;
+  }
+
+  private async open(): Promise<pg.Client> {
+    const client = new pg.Client({ connectionString: this.databaseUrl });
+    client.on('notification', (message) => {
+      for (const handler of this.handlers.get(message.channel) ?? []) handler(message.payload ?? '');
+    });
+    let dropped = false;
+    const drop = (error?: Error) => {
+      if (dropped || this.closed) return;
+      dropped = true;
+      this.logger.warn({ err: error }, 'notification connection lost; listening again');
+      this.connection = undefined;
+      this.scheduleRelisten();
+    };
+    client.on('error', drop);
+    client.on('end', () => drop());
+    await client.connect();
+    for (const channel of this.handlers.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    return client;
+  }
+
+  private scheduleRelisten(): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => {
+      this.connect().then(
+        () => this.logger.info('notification connection back'),
+        () => this.scheduleRelisten(),
+      );
+    }, RELISTEN_DELAY_MS);
+  }
 }
 
 async function openPglite(dataDir: string): Promise<Storage> {

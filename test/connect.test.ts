@@ -120,6 +120,7 @@ describe.each(testDatabases())('connect on $kind', (database) => {
     [{ key: 7 }, 'body.key', 'invalid_parameter'],
     [{ key: '' }, 'body.key', 'invalid_parameter'],
     [{ user: ['ann'] }, 'body.user', 'invalid_parameter'],
+    [{ user: 'ann\r\nx-verified-backend: forged' }, 'body.user', 'invalid_parameter'],
     [{ auth: 'admin' }, 'body.auth', 'invalid_parameter'],
     [{ auth: { blob: 'x'.repeat(5000) } }, 'body.auth', 'invalid_parameter'],
     [{ spawn: 'yes' }, 'body.spawn', 'invalid_parameter'],

@@ -50,7 +50,8 @@ export type SpawnConfig = z.output<typeof SPAWN_CONFIG>;
  */
 export const CONNECT_BODY = z.strictObject({
   key: z.string().min(1).max(256).optional(),
-  user: z.string().max(256).optional(),
+  // It travels in the x-verified-username header, where control characters cannot go.
+  user: z.string().max(256).regex(/^[^\x00-\x1f\x7f]*$/, 'may not contain control characters').optional(),
   auth: z.record(z.string(), z.unknown()).optional(),
   spawn: z.unknown().optional(),
 });

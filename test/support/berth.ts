@@ -7,6 +7,7 @@ import { Berth, type Role } from '../../src/berth.ts';
 import { loadConfig } from '../../src/config.ts';
 import { createLogger } from '../../src/logger.ts';
 import { createPostgresDatabase, type TestDatabase } from './databases.ts';
+import { createTestDocker } from './docker.ts';
 
 export const ADMIN_TOKEN = 'admin.test-admin-secret-0123456789';
 
@@ -64,9 +65,11 @@ export class TestBerth {
     await this.boot(options.role);
   }
 
+  /** Stops berth and removes what it leaves behind: its storage and its containers (which a stop keeps running). */
   async stop(): Promise<void> {
     await this.berth.stop();
     await rm(this.dataDir, { recursive: true, force: true });
+    await removeInstallationContainers(this.docker ?? createTestDocker(), this.berth.instanceId).catch(() => undefined);
   }
 }
 
@@ -79,4 +82,10 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+/** Only this installation's containers: other suites (or a developer's berth) on the same engine are left alone. */
+async function removeInstallationContainers(docker: Dockerode, instanceId: string): Promise<void> {
+  const containers = await docker.listContainers({ all: true, filters: { label: [`berth.instance=${instanceId}`] } });
+  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
 }
