@@ -30,6 +30,15 @@ describe.each(testDatabases())('error bodies on $kind', (database) => {
     expect(response.body).toEqual(errorBodyMatching(405, 'method_not_allowed_error', 'method_not_allowed'));
   });
 
+  it('routes a path with a doubled leading slash, as the Jamsocket CLI sends for a server URL ending in "/"', async () => {
+    const health = await apiClient(berth.apiUrl).get('//healthcheck');
+    expect(health.status).toBe(200);
+    expect(health.body).toBe('ok');
+    const auth = await apiClient(berth.apiUrl).get('//auth');
+    expect(auth.status).toBe(401);
+    expect(auth.body).toEqual(errorBodyMatching(401, 'authentication_error', 'missing_token'));
+  });
+
   it('answers malformed JSON with a 400 naming the body', async () => {
     const response = await admin.request('POST', '/v2/accounts', {
       rawBody: '{"name":',

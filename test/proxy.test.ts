@@ -278,7 +278,8 @@ describe.each(testDatabases())('proxy on $kind', (database) => {
     await docker.getContainer(`berth-${victim.backend_id}`).kill();
     const started = Date.now();
     const response = await request(berth.proxyUrl, pathOf(victim));
-    expect(Date.now() - started).toBeLessThan(2000);
+    // A bound that tells an answer from a hang, with room for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(5000);
     // 502 until the scheduler has recorded the exit, 410 after.
     expect([502, 410]).toContain(response.status);
   });
@@ -362,7 +363,8 @@ describe.each(testDatabases())('proxy on $kind', (database) => {
       await waitUntil(async () => !(await docker.getContainer(`berth-${victim.backend_id}`).inspect()).State.Running, 10_000, 'container exit');
       const started = Date.now();
       const response = await request(berth.proxyUrl, pathOf(victim));
-      expect(Date.now() - started).toBeLessThan(2000);
+      // A bound that tells an answer from a hang, with room for a loaded machine.
+    expect(Date.now() - started).toBeLessThan(5000);
       expect(response.status).toBe(502);
       expect(response.headers['content-type']).toBe('application/json');
       expect(response.json).toEqual(errorBodyMatching(502, 'bad_gateway_error', 'backend_unreachable', { details: { backend_id: victim.backend_id } }));
@@ -417,7 +419,7 @@ describe('proxy with BERTH_PROXY_DOMAIN and a short wait', () => {
     const started = Date.now();
     const response = await request(berth.proxyUrl, new URL(never.url).pathname, { headers: { Host: `${never.backend_id}.berth.example` } });
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
-    expect(Date.now() - started).toBeLessThan(3000);
+    expect(Date.now() - started).toBeLessThan(8000);
     expect(response.status).toBe(503);
     expect(response.headers['retry-after']).toBe('5');
     expect(response.json).toEqual(errorBodyMatching(503, 'unavailable_error', 'backend_not_ready', { details: { backend_id: never.backend_id } }));

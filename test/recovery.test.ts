@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApiClient } from './support/api.ts';
-import { createTestService, inspectBackendContainer, waitForStatus } from './support/backends.ts';
+import { createTestService, inspectBackendContainer, waitForStatus, waitUntil } from './support/backends.ts';
 import { TestBerth } from './support/berth.ts';
 import { testDatabases } from './support/databases.ts';
 import { createTestDocker } from './support/docker.ts';
@@ -51,12 +51,13 @@ describe.each(testDatabases())('recovery after a restart on $kind', (database) =
     expect((await api.get(`/v2/backend/${removed}/status`)).body).toMatchObject({ status: 'terminated', termination_reason: 'lost' });
     expect((await api.get(`/v2/backend/${exits}/status`)).body).toMatchObject({ status: 'terminated', exit_error: true });
     expect((await api.get(`/v2/backend/${exits}`)).body.statuses.at(-1)).toMatchObject({ exit_code: 4 });
-    expect(await inspectBackendContainer(docker, exits)).toBeUndefined();
+    await waitUntil(async () => (await inspectBackendContainer(docker, exits)) === undefined, 10_000, 'removal of the exited container');
 
     // The adopted backend is still under berth's control.
     await api.post(`/v2/backend/${kept}/terminate`, {});
     await waitForStatus(api, kept, 'terminated');
-    expect(await inspectBackendContainer(docker, kept)).toBeUndefined();
+    // Removal follows the recorded exit.
+    await waitUntil(async () => (await inspectBackendContainer(docker, kept)) === undefined, 10_000, 'removal of the terminated container');
   });
 
   it('finishes a termination that was under way when berth stopped', async () => {

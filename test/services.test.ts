@@ -75,6 +75,14 @@ describe.each(testDatabases())('services on $kind', (database) => {
     expect((await acme.get(`/v2/account/${account}/services`)).body).toEqual({ services: ['chat'] });
   });
 
+  it('says a field of the wrong type has the wrong type, rather than that it is missing', async () => {
+    // Regression: every type error used to read '"body.image" is required' (the Jamsocket CLI's `connect -a '[1]'` showed it).
+    const wrongType = await acme.post(`/v2/account/${account}/service`, { name: 'ok', image: 7 });
+    expect(wrongType.body.error.message).toBe('"body.image" invalid input: expected string, received number');
+    const missing = await acme.post(`/v2/account/${account}/service`, {});
+    expect(missing.body.error.message).toBe('"body.name" is required');
+  });
+
   it('answers 400 for a malformed name in the path and 404 for a missing service', async () => {
     const bad = await acme.get(`/v2/service/${account}/Bad_Name`);
     expect(bad.status).toBe(400);
