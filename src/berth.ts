@@ -19,10 +19,10 @@ import type { Dependencies } from './context.ts';
 import { openStorage, type Storage } from './database.ts';
 import { HealthService } from './health/health.service.ts';
 import type { Logger } from './logger.ts';
+import type { Role } from './roles.ts';
 import { ServiceService } from './services/service.service.ts';
 
-export const ROLES = ['api', 'proxy', 'scheduler', 'all'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role } from './roles.ts';
 
 export type BerthState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 

@@ -1,7 +1,6 @@
 import { Command, Option } from 'commander';
-import { Berth, ROLES, type Role } from './berth.ts';
-import { ConfigError, loadConfig } from './config.ts';
-import { createLogger } from './logger.ts';
+import { registerClientCommands, reportError } from './cli/index.ts';
+import { ROLES, type Role } from './roles.ts';
 import { VERSION } from './version.ts';
 
 const program = new Command('berth').description('Session backends on your own Docker hosts').version(VERSION);
@@ -11,6 +10,12 @@ program
   .description('run berth: the API, the proxy and the scheduler (or one role)')
   .addOption(new Option('--role <role>', 'which part of berth to run').choices(ROLES).default('all'))
   .action(async (options: { role: Role }) => {
+    // Loaded here, not above: the client commands start faster without the server's modules.
+    const [{ Berth }, { ConfigError, loadConfig }, { createLogger }] = await Promise.all([
+      import('./berth.ts'),
+      import('./config.ts'),
+      import('./logger.ts'),
+    ]);
     let config;
     try {
       config = loadConfig();
@@ -42,8 +47,14 @@ program
     process.once('SIGTERM', shutdown);
   });
 
+registerClientCommands(program);
+
+// `berth logs … | head` closes the pipe early: that ends the command, it is not a failure.
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(0);
+  throw error;
+});
+
 program.parseAsync().catch((error: unknown) => {
-  console.error(`berth: ${(error as Error).message ?? String(error)}`);
-  if ((error as Error).cause) console.error((error as Error).cause);
-  process.exit(1);
+  process.exit(reportError(error));
 });

@@ -60,6 +60,20 @@ describe.each(testDatabases())('logs and metrics streams on $kind', (database) =
     expect(resumed.events.map((event) => event.data)).toEqual(lines.slice(3));
   });
 
+  it('with follow=false sends the stored lines and ends while the backend goes on logging', async () => {
+    const { backend_id: id } = (await api.post('/v2/service/acme/echo/connect', { spawn: { executable: { env: { APP_LOG_EVERY_MS: '100' } } } })).body;
+    await waitForStatus(api, id, 'ready');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const auth = { Authorization: `Bearer ${api.token}` };
+    const stored = await readSse(`${logsUrl(id)}?follow=false`, { headers: auth, timeoutMs: 5000 });
+    expect(stored.ended).toBe(true);
+    expect(stored.events.map((event) => event.data)).toEqual(expect.arrayContaining(['stderr hello', 'listening on 8080', 'tick 1']));
+    const bad = await api.get(`/v2/backend/${id}/logs/stream?follow=maybe`);
+    expect(bad.status).toBe(400);
+    expect(bad.body).toEqual(errorBodyMatching(400, 'invalid_request_error', 'invalid_parameter', { details: { param: 'query.follow' } }));
+    await api.post(`/v2/backend/${id}/terminate`, { hard: true });
+  });
+
   it('keeps logs across a restart of berth, including lines written while it was down', async () => {
     const { backend_id: id } = (await api.post('/v2/service/acme/echo/connect', { spawn: { executable: { env: { APP_LOG_EVERY_MS: '200' } } } })).body;
     await waitForStatus(api, id, 'ready');

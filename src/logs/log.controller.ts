@@ -1,27 +1,35 @@
+import { z } from 'zod';
 import { authorizedBackend } from '../backends/backend-params.ts';
 import type { BerthContext, BerthMiddleware, BerthRouter } from '../context.ts';
 import { openEventStream } from '../http/sse.ts';
+import { parseInput } from '../http/validation.ts';
 import { listLogLines } from './log.repository.ts';
 
 const PAGE = 1000;
 
+/** `follow=false` (berth's own): the stored lines only, then the stream ends. Other parameters are ignored, as before. */
+const LOGS_QUERY = z.object({ follow: z.enum(['true', 'false']).optional() });
+
 export function logController(router: BerthRouter, authenticated: BerthMiddleware): void {
   router.get('/v2/backend/:id/logs/stream', authenticated, async (ctx) => {
     const backend = await authorizedBackend(ctx);
-    streamLogs(ctx, backend.id, backend.status === 'terminated', Number(ctx.get('Last-Event-ID')) || 0);
+    const query = parseInput(LOGS_QUERY, { ...ctx.query }, 'query');
+    const follow = query.follow !== 'false' && backend.status !== 'terminated';
+    streamLogs(ctx, backend.id, !follow, Number(ctx.get('Last-Event-ID')) || 0);
   });
 }
 
 /**
  * Sends the stored lines, then each new batch as it is announced, and ends
  * once the backend has terminated and its last lines are sent (the scheduler
- * stores a container's final output before it records the exit).
+ * stores a container's final output before it records the exit). With
+ * `endAfterStored` it ends as soon as the stored lines are sent.
  */
-function streamLogs(ctx: BerthContext, backendId: string, terminated: boolean, resumeFrom: number): void {
+function streamLogs(ctx: BerthContext, backendId: string, endAfterStored: boolean, resumeFrom: number): void {
   const { storage, logHub, statusHub, logger } = ctx.deps;
   const stream = openEventStream(ctx);
   let lastId = resumeFrom;
-  let ending = terminated;
+  let ending = endAfterStored;
   let pumping: Promise<void> | undefined;
   let again = false;
 
