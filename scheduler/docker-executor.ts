@@ -24,7 +24,8 @@ import {
 
 const PORT_KEY = `${CONTAINER_PORT}/tcp`;
 const DEFAULT_CPU_PERIOD_MICROSECONDS = 100_000;
-const DEFAULT_WAIT_INTERVAL_MS = 100;
+// Short: every interval spent polling is added to the cold start.
+const DEFAULT_WAIT_INTERVAL_MS = 20;
 const DEFAULT_ATTEMPT_TIMEOUT_MS = 1_000;
 const DEFAULT_RECONNECT_DELAY_MS = 1_000;
 
@@ -222,7 +223,7 @@ function managedLabelFilter(instanceId: string): string[] {
 export interface WaitForHttpOptions {
   /** Aborting rejects the wait (startup timeout, backend terminated meanwhile). */
   signal: AbortSignal;
-  /** Pause between attempts. Default 100 ms. */
+  /** Pause between attempts. Default 20 ms. */
   intervalMs?: number;
   /** Give up on one attempt after this long without a response. Default 1000 ms. */
   attemptTimeoutMs?: number;

@@ -114,6 +114,26 @@ export async function latestTerminationRow(db: Kysely<Database>, backendId: stri
     .executeTakeFirst();
 }
 
+/**
+ * Mints a token for a running backend and counts the connect as activity, in
+ * one statement: the held-key path of connect is this and one indexed read.
+ */
+export async function insertConnectionTokenAndTouch(
+  db: Kysely<Database>,
+  token: { token: string; backend_id: string; username: string | null; auth: Record<string, unknown> | null },
+  at: Date,
+): Promise<void> {
+  await db
+    .with('minted', (qb) =>
+      qb.insertInto('connection_tokens').values({ ...token, auth: token.auth === null ? null : JSON.stringify(token.auth) }),
+    )
+    .updateTable('backends')
+    .set({ last_activity_at: at })
+    .where('id', '=', token.backend_id)
+    .where('last_activity_at', '<', at)
+    .execute();
+}
+
 export async function insertConnectionToken(
   trx: Transaction<Database>,
   token: { token: string; backend_id: string; username: string | null; auth: Record<string, unknown> | null },
@@ -126,10 +146,6 @@ export async function insertConnectionToken(
 
 export async function findConnectionToken(db: Kysely<Database>, token: string): Promise<ConnectionTokenRow | undefined> {
   return db.selectFrom('connection_tokens').selectAll().where('token', '=', token).executeTakeFirst();
-}
-
-export async function touchBackendActivity(db: Kysely<Database>, id: string, at: Date): Promise<void> {
-  await db.updateTable('backends').set({ last_activity_at: at }).where('id', '=', id).where('last_activity_at', '<', at).execute();
 }
 
 export async function markServiceSpawned(trx: Transaction<Database>, accountName: string, serviceName: string, environment: string, at: Date): Promise<void> {

@@ -18,13 +18,13 @@ import {
   incrementFencingToken,
   insertBackend,
   insertConnectionToken,
+  insertConnectionTokenAndTouch,
   insertStatusRow,
   listLiveBackends,
   listServiceBackends,
   listStatusRows,
   lockKey,
   markServiceSpawned,
-  touchBackendActivity,
 } from './backend.repository.ts';
 import { RESERVED_ENV_NAMES, SPAWN_CONFIG, type CONNECT_BODY, type SpawnConfig } from './backend.schemas.ts';
 import type { BackendRow } from './backend.table.ts';
@@ -119,14 +119,14 @@ export class BackendService {
     if (auth && Buffer.byteLength(JSON.stringify(auth)) > MAX_AUTH_BYTES) {
       throw new ValidationError('body.auth', `"body.auth" must serialize to at most ${MAX_AUTH_BYTES} bytes of JSON (it travels in a header)`);
     }
-    const service = await findService(this.db, accountName, serviceName);
-    if (!service) throw new ServiceNotFoundError(accountName, serviceName);
     const connection = { username: body.user ?? null, auth };
-
+    // A held key proves its service exists (backends go with their service): no other read is needed.
     if (body.key !== undefined) {
       const held = await findLiveBackendByKey(this.db, accountName, serviceName, body.key);
       if (held) return this.joinBackend(held, connection);
     }
+    const service = await findService(this.db, accountName, serviceName);
+    if (!service) throw new ServiceNotFoundError(accountName, serviceName);
     if (spawn === null) throw new NoBackendForKeyError(body.key);
 
     const environment = (await listEnvironments(this.db, accountName, serviceName)).find((env) => env.name === environmentName);
@@ -208,10 +208,7 @@ export class BackendService {
     trx?: Parameters<typeof insertConnectionToken>[0],
   ): Promise<ConnectResult> {
     const token = nanoid(32);
-    const insert = (t: Parameters<typeof insertConnectionToken>[0]) => insertConnectionToken(t, { token, backend_id: backend.id, ...connection });
-    if (trx) await insert(trx);
-    else await this.db.transaction().execute(insert);
-    await touchBackendActivity(trx ?? this.db, backend.id, new Date());
+    await insertConnectionTokenAndTouch(trx ?? this.db, { token, backend_id: backend.id, ...connection }, new Date());
     return { backendId: backend.id, spawned: false, status: backend.status, token, secretToken: backend.secret_token };
   }
 
