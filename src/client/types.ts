@@ -1,21 +1,11 @@
 // The JSON berth's API sends and takes, field for field (snake_case as on the
 // wire). Times are ISO 8601 strings, as the server writes them.
 
-/** The lifecycle, in order: a backend only ever moves forward through it. */
-export const BACKEND_STATUSES = [
-  'scheduled',
-  'loading',
-  'starting',
-  'waiting',
-  'ready',
-  'terminating',
-  'hard-terminating',
-  'terminated',
-] as const;
-export type BackendStatusName = (typeof BACKEND_STATUSES)[number];
-
-export type TerminationReason = 'swept' | 'external' | 'startuptimeout' | 'keyexpired' | 'lost' | 'internalerror';
-export type TerminationKind = 'soft' | 'hard';
+// One list of statuses and reasons for server and client.
+import type { BackendStatus as StatusName, TerminationKind, TerminationReason } from '../backends/backend-status.ts';
+export { BACKEND_STATUSES } from '../backends/backend-status.ts';
+export type { TerminationKind, TerminationReason };
+export type BackendStatusName = StatusName;
 
 /** A status as the public status endpoint and stream send it. */
 export interface BackendStatus {
