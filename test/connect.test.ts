@@ -163,6 +163,23 @@ describe.each(testDatabases())('connect on $kind', (database) => {
     expect(unknown.body).toEqual(errorBodyMatching(404, 'not_found_error', 'environment_not_found', { details: { environment: 'nowhere' } }));
   });
 
+  it('refuses to delete a service while it has running backends, and deletes it with its history after', async () => {
+    await api.post('/v2/account/acme/service', { name: 'brief', image: 'berth-test/app' });
+    const { backend_id: id } = (await api.post('/v2/service/acme/brief/connect', {})).body;
+    await waitForStatus(api, id, 'ready');
+    const refused = await api.post('/v2/service/acme/brief/delete');
+    expect(refused.status).toBe(409);
+    expect(refused.body).toEqual(
+      errorBodyMatching(409, 'conflict_error', 'service_has_backends', { details: { account: 'acme', service: 'brief', running_backends: 1 } }),
+    );
+    expect((await api.get(`/v2/backend/${id}/status`)).body.status).toBe('ready');
+
+    await api.post(`/v2/backend/${id}/terminate`, { hard: true });
+    await waitForStatus(api, id, 'terminated');
+    expect((await api.post('/v2/service/acme/brief/delete')).body).toEqual({ status: 'ok' });
+    expect((await api.get(`/v2/backend/${id}`)).status).toBe(404);
+  });
+
   it('answers 404 for an unknown service and 403 for another account', async () => {
     const missing = await api.post('/v2/service/acme/nothing/connect', {});
     expect(missing.status).toBe(404);

@@ -29,6 +29,16 @@ export async function listServiceNames(db: Kysely<Database>, accountName: string
   return rows.map((row) => row.name);
 }
 
+export async function lockService(trx: Transaction<Database>, accountName: string, name: string): Promise<ServiceRow | undefined> {
+  return trx
+    .selectFrom('services')
+    .selectAll()
+    .where('account_name', '=', accountName)
+    .where('name', '=', name)
+    .forUpdate()
+    .executeTakeFirst();
+}
+
 /** Deletes the service (its environments go with it); resolves to false when there was none. */
 export async function deleteService(db: Kysely<Database>, accountName: string, name: string): Promise<boolean> {
   const result = await db

@@ -1,6 +1,7 @@
 import type Dockerode from 'dockerode';
 import type { Kysely } from 'kysely';
 import { isEngineUnreachable } from '../../scheduler/docker.ts';
+import { countLiveBackendsOfService } from '../backends/backend.repository.ts';
 import { listRepositoryImages, type ImageInfo } from '../../scheduler/images.ts';
 import type { Database } from '../database.ts';
 import { ConflictError, NotFoundError, UnavailableError } from '../errors.ts';
@@ -9,6 +10,7 @@ import {
   deleteService,
   findService,
   insertService,
+  lockService,
   listEnvironments,
   listServiceNames,
   upsertEnvironment,
@@ -114,8 +116,20 @@ export class ServiceService {
     return serviceRowToService(row, environments, latestImage);
   }
 
+  /** Refused while the service has live backends: their rows (and history) would go with it. */
   async deleteService(accountName: string, name: string): Promise<void> {
-    if (!(await deleteService(this.db, accountName, name))) throw new ServiceNotFoundError(accountName, name);
+    await this.db.transaction().execute(async (trx) => {
+      if (!(await lockService(trx, accountName, name))) throw new ServiceNotFoundError(accountName, name);
+      const live = await countLiveBackendsOfService(trx, accountName, name);
+      if (live > 0) {
+        throw new ConflictError('service_has_backends', `service "${name}" has ${live} running backend(s); terminate them first`, {
+          account: accountName,
+          service: name,
+          running_backends: live,
+        });
+      }
+      await deleteService(trx, accountName, name);
+    });
   }
 
   async listImages(accountName: string, name: string): Promise<ImageInfo[]> {
