@@ -13,13 +13,12 @@
  * Everything stays on 127.0.0.1; every loop is bounded in count and time;
  * every backend is terminated through the API and every raw container removed.
  *
- * Tunables (environment): BENCH_REQUESTS (2000), BENCH_SECONDS (20),
+ * Tunables (environment, integers ≥ 1): BENCH_REQUESTS (2000), BENCH_SECONDS (20),
  * BENCH_WARMUP (200), BENCH_CONCURRENCY (10), BENCH_COLD_N (10),
  * BENCH_COLD_SECONDS (300, time budget of the cold-start loop per storage).
+ * A quick end-to-end check: BENCH_REQUESTS=200 BENCH_SECONDS=2 BENCH_WARMUP=20
+ * BENCH_COLD_N=2 npx tsx bench/connect.ts
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
@@ -29,62 +28,28 @@ import pg from 'pg';
 import { DockerExecutor } from '../scheduler/docker-executor.ts';
 import { spawnSpec } from '../scheduler/scheduler.ts';
 import type { ScheduledBackend } from '../scheduler/store.ts';
-import { ADMIN_TOKEN, TestBerth } from '../test/support/berth.ts';
+import type { TestBerth } from '../test/support/berth.ts';
 import type { TestDatabase } from '../test/support/databases.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
+import { ACCOUNT, call as apiCall, IMAGE_REPOSITORY, SERVICE, setUpAccount, startBerth, STEP_TIMEOUT_MS } from './lib/berth.ts';
+import { handleInterrupt } from './lib/interrupt.ts';
+import { dockerVersion, loadavg, machine } from './lib/machine.ts';
+import { fmt, printTable, ratio, reportProblems } from './lib/markdown.ts';
+import { intOption } from './lib/options.ts';
+import { summarize, type Summary } from './lib/stats.ts';
 
-const intEnv = (name: string, fallback: number): number => {
-  const value = Number(process.env[name]);
-  return Number.isInteger(value) && value > 0 ? value : fallback;
-};
-
-const REQUESTS = intEnv('BENCH_REQUESTS', 2000);
-const SECONDS = intEnv('BENCH_SECONDS', 20);
-const WARMUP = intEnv('BENCH_WARMUP', 200);
-const CONCURRENCY = intEnv('BENCH_CONCURRENCY', 10);
-const COLD_N = intEnv('BENCH_COLD_N', 10);
-const COLD_SECONDS = intEnv('BENCH_COLD_SECONDS', 300);
-const ACCOUNT = 'bench';
-const SERVICE = 'app';
-const IMAGE_REPOSITORY = 'berth-test/app';
+const REQUESTS = intOption('BENCH_REQUESTS', 2000);
+const SECONDS = intOption('BENCH_SECONDS', 20);
+const WARMUP = intOption('BENCH_WARMUP', 200);
+const CONCURRENCY = intOption('BENCH_CONCURRENCY', 10);
+const COLD_N = intOption('BENCH_COLD_N', 10);
+const COLD_SECONDS = intOption('BENCH_COLD_SECONDS', 300);
 const IMAGE = `${IMAGE_REPOSITORY}:latest`;
-/** Upper bound for one backend to become ready, or to be gone after a terminate. */
-const STEP_TIMEOUT_MS = 60_000;
 
 const suffix = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 8);
 
-let interrupted = false;
-process.on('SIGINT', () => {
-  if (interrupted) process.exit(130);
-  interrupted = true;
-  console.error('\ninterrupted: finishing the current step, then cleaning up (Ctrl-C again to quit at once)');
-});
-
-// ---------------------------------------------------------------------------
-// Statistics
-
-interface Summary {
-  n: number;
-  p50: number;
-  p99: number;
-  mean: number;
-  min: number;
-  max: number;
-}
-
-/** Nearest-rank percentiles (with n = 10, p99 is the maximum). */
-function summarize(values: ArrayLike<number>): Summary {
-  const sorted = Float64Array.from(values).sort();
-  const n = sorted.length;
-  if (n === 0) return { n, p50: NaN, p99: NaN, mean: NaN, min: NaN, max: NaN };
-  const rank = (q: number) => sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!;
-  let sum = 0;
-  for (const v of sorted) sum += v;
-  return { n, p50: rank(0.5), p99: rank(0.99), mean: sum / n, min: sorted[0]!, max: sorted[n - 1]! };
-}
-
-const fmt = (ms: number, digits = 2) => (Number.isFinite(ms) ? ms.toFixed(digits) : '–');
+const interrupted = handleInterrupt('step');
 
 // ---------------------------------------------------------------------------
 // Load generator (worker thread, plain JS: nothing to compile)
@@ -194,16 +159,8 @@ class Api {
     readonly token: string,
   ) {}
 
-  async call<T>(method: string, path: string, body?: unknown, token = this.token): Promise<T> {
-    const response = await fetch(`${this.baseUrl}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-    });
-    const text = await response.text();
-    if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${text.slice(0, 400)}`);
-    return JSON.parse(text) as T;
+  call<T>(method: string, path: string, body?: unknown): Promise<T> {
+    return apiCall<T>(this.baseUrl, this.token, method, path, body);
   }
 
   connect(key: string): Promise<ConnectResponse> {
@@ -305,15 +262,8 @@ class BenchBerth {
   ) {}
 
   static async start(database: TestDatabase, docker: Dockerode): Promise<BenchBerth> {
-    const testBerth = await TestBerth.start({
-      database,
-      docker,
-      env: { BERTH_LOG_LEVEL: 'silent', BERTH_RATE_LIMIT: '100000000', BERTH_BIND: '127.0.0.1' },
-    });
-    const admin = new Api(testBerth.apiUrl, ADMIN_TOKEN);
-    await admin.call('POST', '/v2/accounts', { name: ACCOUNT });
-    await admin.call('POST', `/v2/account/${ACCOUNT}/service`, { name: SERVICE, image: IMAGE_REPOSITORY });
-    const { token } = await admin.call<{ token: string }>('POST', `/v2/account/${ACCOUNT}/tokens`, {});
+    const testBerth = await startBerth(database, docker, 'silent');
+    const token = await setUpAccount(testBerth.apiUrl);
     return new BenchBerth(database.kind === 'pglite' ? 'PGlite' : 'PostgreSQL', testBerth, new Api(testBerth.apiUrl, token), docker);
   }
 
@@ -348,7 +298,7 @@ class BenchBerth {
     const held = await this.spawnReady(key);
     const rows: HeldKeyRow[] = [];
     for (const clients of [1, CONCURRENCY]) {
-      if (interrupted) break;
+      if (interrupted()) break;
       const result = await runLoad({
         url: `${this.testBerth.apiUrl}/v2/service/${ACCOUNT}/${SERVICE}/connect`,
         token: this.api.token,
@@ -386,7 +336,7 @@ class BenchBerth {
     // One unmeasured run of each first: the first container after an image
     // build or an idle engine pays for cold caches that later runs do not.
     const deadline = Date.now() + COLD_SECONDS * 1000;
-    for (let i = -1; i < COLD_N && !interrupted; i++) {
+    for (let i = -1; i < COLD_N && !interrupted(); i++) {
       if (Date.now() > deadline) {
         console.error(`  ${this.label}: cold start stopped after ${COLD_SECONDS} s with ${berthTimes.length} runs`);
         break;
@@ -467,36 +417,15 @@ async function rawColdStart(executor: DockerExecutor, instanceId: string, i: num
 }
 
 // ---------------------------------------------------------------------------
-// Machine and output
-
-function machine(dockerVersion: string): string[] {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
-  let nproc = String(cpus().length);
-  try {
-    nproc = execFileSync('nproc', { encoding: 'utf8' }).trim();
-  } catch {
-    // nproc is coreutils; os.cpus() is the fallback.
-  }
-  return [
-    `date:    ${new Date().toISOString()}`,
-    `cpu:     ${model}, nproc ${nproc}`,
-    `memory:  ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    `docker:  ${dockerVersion}`,
-    `node:    ${process.version}`,
-    `load:    ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (1/5/15 min, at start)`,
-  ];
-}
+// Output
 
 function printHeldKey(rows: HeldKeyRow[]): void {
   console.log('\n### Connect for a held key (backend already ready)\n');
-  console.log('| storage | clients | requests | p50 ms | p99 ms | mean ms | requests/s | not 200 + spawned:false |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) {
-    console.log(
-      `| ${r.database} | ${r.clients} | ${r.requests} | ${fmt(r.summary.p50)} | ${fmt(r.summary.p99)} | ${fmt(r.summary.mean)} | ${r.requestsPerSecond.toFixed(0)} | ${r.unexpected} |`,
-    );
-  }
+  printTable(
+    ['storage', 'clients', 'requests', 'p50 ms', 'p99 ms', 'mean ms', 'requests/s', 'not 200 + spawned:false'],
+    'lrrrrrrr',
+    rows.map((r) => [r.database, r.clients, r.requests, fmt(r.summary.p50), fmt(r.summary.p99), fmt(r.summary.mean), r.requestsPerSecond.toFixed(0), r.unexpected]),
+  );
   for (const r of rows) {
     if (r.unexpected > 0) {
       console.log(`\n${r.database}, ${r.clients} client(s): statuses ${JSON.stringify(r.statuses)}; first unexpected: ${r.firstUnexpected}`);
@@ -506,28 +435,32 @@ function printHeldKey(rows: HeldKeyRow[]): void {
 
 function printCold(rows: ColdRow[]): void {
   console.log(`\n### Cold start: connect → ready, N=${COLD_N} sequential new keys (after one unmeasured run each)\n`);
-  console.log('| storage | path | n | p50 ms | p99 ms | mean ms | min ms | max ms |');
-  console.log('|---|---|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) {
-    for (const [path, s] of [
-      ['berth: connect → ready', r.berth],
-      ['raw: DockerExecutor start + waitForHttp', r.raw],
-    ] as const) {
-      console.log(`| ${r.database} | ${path} | ${s.n} | ${fmt(s.p50, 1)} | ${fmt(s.p99, 1)} | ${fmt(s.mean, 1)} | ${fmt(s.min, 1)} | ${fmt(s.max, 1)} |`);
-    }
-  }
-  console.log('\n| storage | berth/raw p50 | berth/raw mean | berth − raw p50 ms |');
-  console.log('|---|---:|---:|---:|');
-  for (const r of rows) {
-    console.log(`| ${r.database} | ${(r.berth.p50 / r.raw.p50).toFixed(2)} | ${(r.berth.mean / r.raw.mean).toFixed(2)} | ${fmt(r.berth.p50 - r.raw.p50, 1)} |`);
-  }
+  printTable(
+    ['storage', 'path', 'n', 'p50 ms', 'p99 ms', 'mean ms', 'min ms', 'max ms'],
+    'llrrrrrr',
+    rows.flatMap((r) =>
+      (
+        [
+          ['berth: connect → ready', r.berth],
+          ['raw: DockerExecutor start + waitForHttp', r.raw],
+        ] as const
+      ).map(([path, s]) => [r.database, path, s.n, fmt(s.p50, 1), fmt(s.p99, 1), fmt(s.mean, 1), fmt(s.min, 1), fmt(s.max, 1)]),
+    ),
+  );
+  console.log('');
+  printTable(
+    ['storage', 'berth/raw p50', 'berth/raw mean', 'berth − raw p50 ms'],
+    'lrrr',
+    rows.map((r) => [r.database, ratio(r.berth.p50, r.raw.p50), ratio(r.berth.mean, r.raw.mean), fmt(r.berth.p50 - r.raw.p50, 1)]),
+  );
   console.log('\nWhere the time goes (p50 ms of each phase; berth phases from its recorded status times):\n');
-  console.log('| storage | phase | p50 ms | mean ms | max ms |');
-  console.log('|---|---|---:|---:|---:|');
-  for (const r of rows) {
-    for (const [name, s] of Object.entries(r.phases)) console.log(`| ${r.database} | berth: ${name} | ${fmt(s.p50, 1)} | ${fmt(s.mean, 1)} | ${fmt(s.max, 1)} |`);
-    for (const [name, s] of Object.entries(r.rawPhases)) console.log(`| ${r.database} | raw: ${name} | ${fmt(s.p50, 1)} | ${fmt(s.mean, 1)} | ${fmt(s.max, 1)} |`);
-  }
+  const phaseRows = (database: string, side: string, phases: Record<string, Summary>) =>
+    Object.entries(phases).map(([name, s]) => [database, `${side}: ${name}`, fmt(s.p50, 1), fmt(s.mean, 1), fmt(s.max, 1)]);
+  printTable(
+    ['storage', 'phase', 'p50 ms', 'mean ms', 'max ms'],
+    'llrrr',
+    rows.flatMap((r) => [...phaseRows(r.database, 'berth', r.phases), ...phaseRows(r.database, 'raw', r.rawPhases)]),
+  );
 }
 
 async function dropDatabase(databaseUrl: string): Promise<void> {
@@ -549,10 +482,9 @@ async function dropDatabase(databaseUrl: string): Promise<void> {
 async function main(): Promise<number> {
   const docker = createTestDocker();
   const executor = new DockerExecutor(docker);
-  const version = await docker.version();
   console.log('## Connect and cold start\n');
   console.log('```');
-  for (const line of machine(`${version.Version} (API ${version.ApiVersion})`)) console.log(line);
+  for (const line of machine(await dockerVersion(docker))) console.log(line);
   console.log(
     `held key: ${WARMUP} warm-up requests, then up to ${REQUESTS} requests or ${SECONDS} s per row; cold start N=${COLD_N}`,
   );
@@ -570,14 +502,14 @@ async function main(): Promise<number> {
   const problems: string[] = [];
 
   for (const database of databases) {
-    if (interrupted) break;
+    if (interrupted()) break;
     console.error(`starting berth on ${database.kind}…`);
     const bench = await BenchBerth.start(database, docker);
     const databaseUrl = bench.testBerth.berth.config.databaseUrl;
     try {
       console.error(`${bench.label}: connect for a held key…`);
       heldRows.push(...(await bench.heldKey()));
-      if (!interrupted) {
+      if (!interrupted()) {
         console.error(`${bench.label}: cold start, ${COLD_N} + 1 runs each of berth and raw…`);
         coldRows.push(await bench.coldStart(executor));
       }
@@ -599,15 +531,10 @@ async function main(): Promise<number> {
     await executor.remove(id).catch((error: unknown) => problems.push(`removing raw container ${id}: ${String(error)}`));
   }
 
-  console.log(`\nload average at the end: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')}`);
+  console.log(`\nload average at the end: ${loadavg()}`);
   if (heldRows.length > 0) printHeldKey(heldRows);
   if (coldRows.length > 0) printCold(coldRows);
-  if (problems.length > 0) {
-    console.log('\n### Problems\n');
-    for (const p of problems) console.log(`- ${p}`);
-    return 1;
-  }
-  return interrupted ? 130 : 0;
+  return reportProblems(problems, interrupted());
 }
 
 process.exitCode = await main();

@@ -40,14 +40,20 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { cpus, tmpdir, totalmem } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { freePort, ADMIN_TOKEN, TestBerth } from '../test/support/berth.ts';
+import { freePort } from '../test/support/berth.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
+import { ACCOUNT, call, SERVICE, setUpAccount, startBerth, STEP_TIMEOUT_MS } from './lib/berth.ts';
+import { handleInterrupt } from './lib/interrupt.ts';
+import { dockerVersion, loadavg, machine } from './lib/machine.ts';
+import { fmt, printTable, ratio, reportProblems } from './lib/markdown.ts';
+import { intOption } from './lib/options.ts';
+import { summarize, type Summary } from './lib/stats.ts';
 
 // ---------------------------------------------------------------------------
 // Options
@@ -66,65 +72,23 @@ const { values: flags } = parseArgs({
   },
 });
 
-function intOption(flag: string | undefined, envName: string, fallback: number, min = 1): number {
-  const raw = flag ?? process.env[envName];
-  if (raw === undefined || raw === '') return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) throw new Error(`${envName} / flag: expected an integer ≥ ${min}, got ${raw}`);
-  return value;
-}
-
-const SECONDS = intOption(flags.seconds, 'BENCH_PROXY_SECONDS', 10);
-const WARMUP_SECONDS = intOption(flags.warmup, 'BENCH_PROXY_WARMUP', 2, 0);
-const CONNECTIONS = intOption(flags.connections, 'BENCH_PROXY_CONNECTIONS', 10);
-const MAX_REQUESTS = intOption(flags['max-requests'], 'BENCH_PROXY_MAX_REQUESTS', 1_000_000);
-const WS_SOCKETS = intOption(flags['ws-sockets'], 'BENCH_PROXY_WS_SOCKETS', 10);
-const WS_MAX_MESSAGES = intOption(flags['ws-max-messages'], 'BENCH_PROXY_WS_MAX_MESSAGES', 1_000_000);
-const WS_BYTES = intOption(flags['ws-bytes'], 'BENCH_PROXY_WS_BYTES', 64);
+const SECONDS = intOption('BENCH_PROXY_SECONDS', 10, { flag: flags.seconds });
+const WARMUP_SECONDS = intOption('BENCH_PROXY_WARMUP', 2, { flag: flags.warmup, min: 0 });
+const CONNECTIONS = intOption('BENCH_PROXY_CONNECTIONS', 10, { flag: flags.connections });
+const MAX_REQUESTS = intOption('BENCH_PROXY_MAX_REQUESTS', 1_000_000, { flag: flags['max-requests'] });
+const WS_SOCKETS = intOption('BENCH_PROXY_WS_SOCKETS', 10, { flag: flags['ws-sockets'] });
+const WS_MAX_MESSAGES = intOption('BENCH_PROXY_WS_MAX_MESSAGES', 1_000_000, { flag: flags['ws-max-messages'] });
+const WS_BYTES = intOption('BENCH_PROXY_WS_BYTES', 64, { flag: flags['ws-bytes'] });
 const NGINX_WORKERS = flags['nginx-workers'] ?? process.env.BENCH_PROXY_NGINX_WORKERS ?? '1';
 if (!/^(auto|[1-9][0-9]*)$/.test(NGINX_WORKERS)) throw new Error(`nginx workers: expected a number or auto, got ${NGINX_WORKERS}`);
 
-const ACCOUNT = 'bench';
-const SERVICE = 'app';
-const IMAGE_REPOSITORY = 'berth-test/app';
-const STEP_TIMEOUT_MS = 60_000;
 const PATH = '/bench';
 
 const require = createRequire(import.meta.url);
 const AUTOCANNON_PATH = require.resolve('autocannon');
 const WS_PATH = require.resolve('ws');
 
-let interrupted = false;
-process.on('SIGINT', () => {
-  if (interrupted) process.exit(130);
-  interrupted = true;
-  console.error('\ninterrupted: finishing the current scenario, then cleaning up (Ctrl-C again to quit at once)');
-});
-
-// ---------------------------------------------------------------------------
-// Statistics
-
-interface Summary {
-  n: number;
-  p50: number;
-  p99: number;
-  mean: number;
-  max: number;
-}
-
-/** Nearest-rank percentiles. */
-function summarize(values: Float64Array): Summary {
-  const sorted = Float64Array.from(values).sort();
-  const n = sorted.length;
-  if (n === 0) return { n, p50: NaN, p99: NaN, mean: NaN, max: NaN };
-  const rank = (q: number) => sorted[Math.min(n - 1, Math.max(0, Math.ceil(q * n) - 1))]!;
-  let sum = 0;
-  for (const v of sorted) sum += v;
-  return { n, p50: rank(0.5), p99: rank(0.99), mean: sum / n, max: sorted[n - 1]! };
-}
-
-const fmt = (value: number, digits = 2) => (Number.isFinite(value) ? value.toFixed(digits) : '–');
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b !== 0 ? (a / b).toFixed(2) : '–');
+const interrupted = handleInterrupt('scenario');
 
 // ---------------------------------------------------------------------------
 // Load generators (worker thread, plain JS: nothing to compile)
@@ -509,18 +473,6 @@ http {
 // ---------------------------------------------------------------------------
 // berth API
 
-async function call<T>(baseUrl: string, token: string, method: string, path: string, body?: unknown): Promise<T> {
-  const response = await fetch(`${baseUrl}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    signal: AbortSignal.timeout(STEP_TIMEOUT_MS),
-  });
-  const text = await response.text();
-  if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${text.slice(0, 400)}`);
-  return JSON.parse(text) as T;
-}
-
 async function waitForStatus(apiUrl: string, backendId: string, wanted: string): Promise<void> {
   const deadline = Date.now() + STEP_TIMEOUT_MS;
   let last = '';
@@ -561,31 +513,8 @@ function fdCounts(): { fds: number; sockets: number } {
   return { fds, sockets };
 }
 
-
 // ---------------------------------------------------------------------------
-// Machine and output
-
-function machine(dockerVersion: string): string[] {
-  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
-  const model = /^model name\s*:\s*(.+)$/m.exec(cpuinfo)?.[1] ?? cpus()[0]?.model ?? 'unknown';
-  let nproc = String(cpus().length);
-  try {
-    nproc = execFileSync('nproc', { encoding: 'utf8' }).trim();
-  } catch {
-    // os.cpus() is the fallback.
-  }
-  return [
-    `date:    ${new Date().toISOString()}`,
-    `cpu:     ${model}, nproc ${nproc}`,
-    `memory:  ${(totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    `kernel:  ${readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim()}`,
-    `docker:  ${dockerVersion}`,
-    `node:    ${process.version}, autocannon ${(require('autocannon/package.json') as { version: string }).version}`,
-    `load:    ${loadavg()} (1/5/15 min, at start)`,
-  ];
-}
-
-const loadavg = (fields = 3) => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, fields).join(' ');
+// Output
 
 interface Row {
   path: 'direct' | 'berth' | 'nginx';
@@ -603,24 +532,22 @@ function makeRow(path: Row['path'], result: LoadResult, cpu: Record<string, numb
 
 const CPU_COLUMNS = ['load gen', 'berth', 'other threads', 'nginx', 'docker-proxy', 'app'];
 
-function printTable(title: string, unit: string, rows: Row[], skipped: string | undefined): void {
+function printResults(title: string, unit: string, rows: Row[], skipped: string | undefined): void {
   const http = unit === 'request';
   console.log(`\n### ${title}\n`);
-  console.log(
-    `| path | ${unit}s/s | p50 ms | p99 ms | mean ms | max ms | ${unit}s | non-2xx | errors | bytes/${unit} | CPU µs/${unit}: ${CPU_COLUMNS.join(' · ')} | load 1 min after |`,
+  printTable(
+    ['path', `${unit}s/s`, 'p50 ms', 'p99 ms', 'mean ms', 'max ms', `${unit}s`, 'non-2xx', 'errors', `bytes/${unit}`, `CPU µs/${unit}: ${CPU_COLUMNS.join(' · ')}`, 'load 1 min after'],
+    'lrrrrrrrrrll',
+    rows.map((r) => {
+      const s = r.summary;
+      const non2xx = Object.entries(r.result.statuses)
+        .filter(([code]) => /^\d+$/.test(code) && !code.startsWith('2'))
+        .reduce((sum, [, count]) => sum + count, 0);
+      const errors = r.result.errors + r.result.mismatches;
+      const cpu = CPU_COLUMNS.map((c) => (r.cpu[c] === undefined || !Number.isFinite(r.cpu[c]) ? '–' : r.cpu[c]!.toFixed(0))).join(' · ');
+      return [r.path, r.rate.toFixed(0), fmt(s.p50), fmt(s.p99), fmt(s.mean), fmt(s.max, 1), s.n, http ? non2xx : '–', errors, (r.result.bytes / Math.max(1, s.n)).toFixed(0), cpu, r.load];
+    }),
   );
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|');
-  for (const r of rows) {
-    const s = r.summary;
-    const non2xx = Object.entries(r.result.statuses)
-      .filter(([code]) => /^\d+$/.test(code) && !code.startsWith('2'))
-      .reduce((sum, [, count]) => sum + count, 0);
-    const errors = r.result.errors + r.result.mismatches;
-    const cpu = CPU_COLUMNS.map((c) => (r.cpu[c] === undefined || !Number.isFinite(r.cpu[c]) ? '–' : r.cpu[c]!.toFixed(0))).join(' · ');
-    console.log(
-      `| ${r.path} | ${r.rate.toFixed(0)} | ${fmt(s.p50)} | ${fmt(s.p99)} | ${fmt(s.mean)} | ${fmt(s.max, 1)} | ${s.n} | ${http ? non2xx : '–'} | ${errors} | ${(r.result.bytes / Math.max(1, s.n)).toFixed(0)} | ${cpu} | ${r.load} |`,
-    );
-  }
   if (skipped) console.log(`| nginx | skipped: ${skipped} |${' |'.repeat(10)}`);
   const by = (p: Row['path']) => rows.find((r) => r.path === p);
   const pairs: Array<[string, Row | undefined, Row | undefined]> = [
@@ -628,12 +555,12 @@ function printTable(title: string, unit: string, rows: Row[], skipped: string | 
     ['nginx/direct', by('nginx'), by('direct')],
     ['berth/nginx', by('berth'), by('nginx')],
   ];
-  console.log(`\n| ratio | ${unit}s/s | p50 | p99 |`);
-  console.log('|---|---:|---:|---:|');
-  for (const [name, a, b] of pairs) {
-    if (!a || !b) continue;
-    console.log(`| ${name} | ${ratio(a.rate, b.rate)} | ${ratio(a.summary.p50, b.summary.p50)} | ${ratio(a.summary.p99, b.summary.p99)} |`);
-  }
+  console.log('');
+  printTable(
+    ['ratio', `${unit}s/s`, 'p50', 'p99'],
+    'lrrr',
+    pairs.flatMap(([name, a, b]) => (a && b ? [[name, ratio(a.rate, b.rate), ratio(a.summary.p50, b.summary.p50), ratio(a.summary.p99, b.summary.p99)]] : [])),
+  );
   for (const r of rows) {
     const { statuses, errors, timeouts, resets, mismatches, firstError } = r.result;
     if (errors + mismatches + resets + timeouts > 0 || Object.keys(statuses).some((c) => /^\d+$/.test(c) && !c.startsWith('2'))) {
@@ -648,12 +575,12 @@ function printTable(title: string, unit: string, rows: Row[], skipped: string | 
 
 async function main(): Promise<number> {
   const docker = createTestDocker();
-  const version = await docker.version();
   const nginxBinary = findNginx();
 
   console.log('## Proxy\n');
   console.log('```');
-  for (const line of machine(`${version.Version} (API ${version.ApiVersion})`)) console.log(line);
+  const autocannonVersion = (require('autocannon/package.json') as { version: string }).version;
+  for (const line of machine(await dockerVersion(docker), `autocannon ${autocannonVersion}`)) console.log(line);
   console.log(
     `http:    autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up, then ${SECONDS} s or ${MAX_REQUESTS} requests per path, GET ${PATH}`,
   );
@@ -665,11 +592,7 @@ async function main(): Promise<number> {
   await ensureTestImage(docker);
 
   console.error('starting berth (PGlite)…');
-  const berth = await TestBerth.start({
-    database: { kind: 'pglite' },
-    docker,
-    env: { BERTH_LOG_LEVEL: 'warn', BERTH_RATE_LIMIT: '100000000', BERTH_BIND: '127.0.0.1' },
-  });
+  const berth = await startBerth({ kind: 'pglite' }, docker, 'warn');
   const problems: string[] = [];
   const notes: string[] = [];
   let backendId: string | undefined;
@@ -680,9 +603,7 @@ async function main(): Promise<number> {
   let token = '';
 
   try {
-    await call(berth.apiUrl, ADMIN_TOKEN, 'POST', '/v2/accounts', { name: ACCOUNT });
-    await call(berth.apiUrl, ADMIN_TOKEN, 'POST', `/v2/account/${ACCOUNT}/service`, { name: SERVICE, image: IMAGE_REPOSITORY });
-    token = (await call<{ token: string }>(berth.apiUrl, ADMIN_TOKEN, 'POST', `/v2/account/${ACCOUNT}/tokens`, {})).token;
+    token = await setUpAccount(berth.apiUrl);
     const connected = await call<{ backend_id: string; url: string }>(berth.apiUrl, token, 'POST', `/v2/service/${ACCOUNT}/${SERVICE}/connect`, {
       key: 'proxy-bench',
       user: 'bench-user',
@@ -771,7 +692,7 @@ async function main(): Promise<number> {
     // HTTP, one path after another.
     for (const path of ['direct', 'berth', 'nginx'] as const) {
       const url = urls[path];
-      if (!url || interrupted) continue;
+      if (!url || interrupted()) continue;
       httpRows.push(
         await measure(path, {
           kind: 'http',
@@ -793,7 +714,7 @@ async function main(): Promise<number> {
     const wsUrl = (http: string) => http.replace(/^http/, 'ws').replace(new RegExp(`${PATH}$`), '/ws');
     for (const path of ['direct', 'berth', 'nginx'] as const) {
       const url = urls[path];
-      if (!url || interrupted) continue;
+      if (!url || interrupted()) continue;
       wsRows.push(
         await measure(path, {
           kind: 'ws',
@@ -843,18 +764,13 @@ async function main(): Promise<number> {
   }
 
   console.log(`\nload average at the end: ${loadavg()}`);
-  if (httpRows.length > 0) printTable(`HTTP: GET ${PATH}, ${CONNECTIONS} connections`, 'request', httpRows, nginxSkipped);
-  if (wsRows.length > 0) printTable(`WebSocket: ${WS_SOCKETS} sockets, ${WS_BYTES}-byte echo round trips`, 'message', wsRows, nginxSkipped);
+  if (httpRows.length > 0) printResults(`HTTP: GET ${PATH}, ${CONNECTIONS} connections`, 'request', httpRows, nginxSkipped);
+  if (wsRows.length > 0) printResults(`WebSocket: ${WS_SOCKETS} sockets, ${WS_BYTES}-byte echo round trips`, 'message', wsRows, nginxSkipped);
   if (notes.length > 0) {
     console.log('\nNotes:');
     for (const n of notes) console.log(`- ${n}`);
   }
-  if (problems.length > 0) {
-    console.log('\n### Problems\n');
-    for (const p of problems) console.log(`- ${p}`);
-    return 1;
-  }
-  return interrupted ? 130 : 0;
+  return reportProblems(problems, interrupted());
 }
 
 process.exitCode = await main();
