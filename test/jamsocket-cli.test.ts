@@ -14,7 +14,8 @@ import { JamsocketCli, type CliResult } from './support/jamsocket-cli.ts';
 import { ensureTestImage, tagTestImage } from './support/test-image.ts';
 
 const docker = createTestDocker();
-const ACCOUNT = 'jamcli';
+// Per run: the images tagged into this repository must not collide with another run's on the same engine.
+const ACCOUNT = `jamcli${Date.now().toString(36)}`;
 const SERVICE = 'chat';
 /** berth's default repository for the service: `{BERTH_IMAGE_PREFIX}{account}/{service}`, the prefix being empty here. */
 const REPOSITORY = `${ACCOUNT}/${SERVICE}`;
