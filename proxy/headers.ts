@@ -82,7 +82,6 @@ function jsonHeaderValue(value: unknown): string {
  * rather than break every request of the token.
  */
 function textHeaderValue(value: string): string {
-  // eslint-disable-next-line no-control-regex
   const safe = value.replace(/[\u0000-\u0008\u000a-\u001f\u007f]/g, '\ufffd');
   return Buffer.from(safe, 'utf8').toString('latin1');
 }
