@@ -26,10 +26,6 @@ export function isForward(current: BackendStatus, next: BackendStatus): boolean 
   return statusRank(next) > statusRank(current);
 }
 
-export function isLive(status: BackendStatus): boolean {
-  return status !== 'terminated';
-}
-
 /** Facts a status may carry besides its name. */
 export interface StatusDetails {
   terminationReason?: TerminationReason | null;

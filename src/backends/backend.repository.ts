@@ -1,7 +1,7 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { Database } from '../database.ts';
 import type { BackendStatus } from './backend-status.ts';
-import type { BackendRow, BackendStatusRow, ConnectionTokenRow, NewBackendRow } from './backend.table.ts';
+import type { BackendRow, BackendStatusRow, NewBackendRow } from './backend.table.ts';
 
 /** Channel every status row is announced on, with the row as JSON. */
 export const STATUS_CHANNEL = 'berth_backend_status';
@@ -144,10 +144,6 @@ export async function insertConnectionToken(
     .execute();
 }
 
-export async function findConnectionToken(db: Kysely<Database>, token: string): Promise<ConnectionTokenRow | undefined> {
-  return db.selectFrom('connection_tokens').selectAll().where('token', '=', token).executeTakeFirst();
-}
-
 export async function markServiceSpawned(trx: Transaction<Database>, accountName: string, serviceName: string, environment: string, at: Date): Promise<void> {
   await trx.updateTable('services').set({ last_spawned_at: at }).where('account_name', '=', accountName).where('name', '=', serviceName).execute();
   await trx
@@ -179,6 +175,11 @@ export async function listLiveBackends(db: Kysely<Database>, accountName?: strin
   let query = db.selectFrom('backends').selectAll().where('status', '<>', 'terminated');
   if (accountName) query = query.where('account_name', '=', accountName);
   return query.orderBy('created_at', 'desc').execute();
+}
+
+export async function listScheduledBackendIds(db: Kysely<Database>, before: Date): Promise<string[]> {
+  const rows = await db.selectFrom('backends').select('id').where('status', '=', 'scheduled').where('created_at', '<', before).execute();
+  return rows.map((row) => row.id);
 }
 
 export async function countLiveBackendsOfService(db: Kysely<Database>, accountName: string, serviceName: string): Promise<number> {

@@ -20,6 +20,7 @@ import {
   insertConnectionToken,
   insertConnectionTokenAndTouch,
   insertStatusRow,
+  latestStatusRow,
   listLiveBackends,
   listServiceBackends,
   listStatusRows,
@@ -301,10 +302,9 @@ export class BackendService {
   }
 
   async latestStatus(id: string): Promise<StatusEvent> {
-    const history = await this.statusHistory(id);
-    const latest = history.at(-1);
+    const latest = await latestStatusRow(this.db, id);
     if (!latest) throw new BackendNotFoundError(id);
-    return latest;
+    return statusRowToEvent(latest);
   }
 
   /** Newest first, at most 1000, each with when it first became ready. */

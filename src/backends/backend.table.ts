@@ -68,4 +68,3 @@ export interface InstallationTable {
 export type BackendRow = Selectable<BackendTable>;
 export type NewBackendRow = Insertable<BackendTable>;
 export type BackendStatusRow = Selectable<BackendStatusTable>;
-export type ConnectionTokenRow = Selectable<ConnectionTokenTable>;
