@@ -26,6 +26,8 @@ const LOG_FLUSH_LINES = 500;
 /** How long an exit waits for the last lines of output before it is recorded. */
 const LOG_DRAIN_MS = 2000;
 const LOG_RETENTION_SWEEP_MS = 60_000;
+/** A backend still `scheduled` this long after it was made missed its notification. */
+const ORPHAN_SCHEDULED_MS = 2000;
 
 export type SchedulerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -429,10 +431,8 @@ export class Scheduler {
         await this.store.record(id, 'terminating', { terminationReason: 'swept', terminationKind: 'soft' });
       }
       // A scheduled backend nobody picked up (its notification came while no scheduler listened).
-      for (const backend of await this.store.listLiveBackends()) {
-        if (backend.status === 'scheduled' && !this.runs.has(backend.id) && Date.now() - backend.createdAt.getTime() > 2000) {
-          void this.spawn(backend.id);
-        }
+      for (const id of await this.store.listScheduledBefore(new Date(Date.now() - ORPHAN_SCHEDULED_MS))) {
+        if (!this.runs.has(id)) void this.spawn(id);
       }
     } catch (error) {
       this.log.error({ err: error }, 'sweep failed');

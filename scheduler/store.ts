@@ -34,6 +34,8 @@ export interface SchedulerStore {
   latestTermination(id: string): Promise<{ reason: TerminationReason | null; kind: TerminationKind | null } | undefined>;
   /** Remembers where the backend runs; the image digest only when known. */
   setContainer(id: string, container: Omit<StartedContainer, 'imageDigest'> & { imageDigest?: string }): Promise<void>;
+  /** Ids of backends still `scheduled` that were made before `before`. */
+  listScheduledBefore(before: Date): Promise<string[]>;
   /** Ready backends idle past max_idle_seconds or older than lifetime_limit_seconds. */
   listSweepable(now: Date): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>>;
   subscribe(listener: (event: StatusEvent) => void): () => void;

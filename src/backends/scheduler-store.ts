@@ -8,6 +8,7 @@ import {
   findBackend,
   latestTerminationRow,
   listLiveBackends,
+  listScheduledBackendIds,
   listSweepableBackends,
   raiseMaxMemory,
   setBackendContainer,
@@ -49,6 +50,10 @@ export class DatabaseSchedulerStore implements SchedulerStore {
       host_port: container.hostPort,
       ...(container.imageDigest ? { image_digest: container.imageDigest } : {}),
     });
+  }
+
+  listScheduledBefore(before: Date): Promise<string[]> {
+    return listScheduledBackendIds(this.db, before);
   }
 
   listSweepable(now: Date) {
