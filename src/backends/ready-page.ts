@@ -41,17 +41,10 @@ export async function findReadyPage(db: Kysely<Database>, config: BerthConfig, b
 export function renderReadyPage(page: ReadyPage, publicApiUrl: string): HtmlPage {
   const nonce = randomBytes(16).toString('base64');
   const config = { url: page.url, stream: page.statusStreamUrl };
-  const body = `<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="robots" content="noindex">
-<title>Starting backend ${escapeHtml(page.backendId)}</title>
-<style nonce="${nonce}">${STYLE}</style>
-</head>
-<body>
-<main>
+  const body = htmlDocument(
+    `Starting backend ${escapeHtml(page.backendId)}`,
+    nonce,
+    `<main>
 <h1>Starting backend <code>${escapeHtml(page.backendId)}</code></h1>
 <p>Status: <strong id="status">${escapeHtml(page.status)}</strong></p>
 <p id="message" role="status">You will be taken to it as soon as it is ready.</p>
@@ -60,35 +53,42 @@ export function renderReadyPage(page: ReadyPage, publicApiUrl: string): HtmlPage
 <script nonce="${nonce}">
 const page = ${jsonForScript(config)};
 ${SCRIPT}
-</script>
-</body>
-</html>
-`;
+</script>`,
+  );
   return { status: 200, headers: pageHeaders(nonce, publicApiUrl), body };
 }
 
 /** The answer for an unknown backend, or a token that is not one of its own. */
 export function renderReadyNotFound(publicApiUrl: string): HtmlPage {
   const nonce = randomBytes(16).toString('base64');
-  const body = `<!doctype html>
+  const body = htmlDocument(
+    'Backend not found',
+    nonce,
+    `<main>
+<h1>Backend not found</h1>
+<p>This link does not name a backend of this berth, or its token belongs to another backend.
+Ask the application that gave you the link for a new one.</p>
+</main>`,
+  );
+  return { status: 404, headers: pageHeaders(nonce, publicApiUrl), body };
+}
+
+/** The page around a body; `title` is already escaped. */
+function htmlDocument(title: string, nonce: string, body: string): string {
+  return `<!doctype html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="robots" content="noindex">
-<title>Backend not found</title>
+<title>${title}</title>
 <style nonce="${nonce}">${STYLE}</style>
 </head>
 <body>
-<main>
-<h1>Backend not found</h1>
-<p>This link does not name a backend of this berth, or its token belongs to another backend.
-Ask the application that gave you the link for a new one.</p>
-</main>
+${body}
 </body>
 </html>
 `;
-  return { status: 404, headers: pageHeaders(nonce, publicApiUrl), body };
 }
 
 function pageHeaders(nonce: string, publicApiUrl: string): Record<string, string> {
