@@ -12,6 +12,7 @@ import { followContainerLogs, type FollowLogsOptions } from './container-logs.ts
 import { sampleContainerStats, streamContainerStats, type MetricsSample } from './container-stats.ts';
 import { isEngineUnreachable } from './docker.ts';
 import { LineSplitter } from './line-splitter.ts';
+import { unsafeMountReason } from './mount-check.ts';
 import {
   CONTAINER_PORT,
   LABELS,
@@ -309,6 +310,9 @@ export class DockerExecutor {
   async start(spec: SpawnSpec): Promise<StartedContainer> {
     const options = containerCreateOptions(spec);
     const context = { backendId: spec.backendId, image: spec.image, name: options.name };
+    // Last look before the engine resolves the path (it follows symlinks); see mount-check.ts.
+    const unsafeMount = spec.mount && (await unsafeMountReason(spec.mount));
+    if (unsafeMount) throw new DockerExecutorError('container_create_failed', `creating container ${options.name} failed: ${unsafeMount}`, context);
 
     let container: Dockerode.Container;
     try {

@@ -30,6 +30,16 @@ export interface ResourceLimits {
   diskLimitBytes?: number;
 }
 
+/** A host directory bind-mounted read-write into the container. */
+export interface BindMount {
+  /** BERTH_MOUNT_BASE_DIR with symlinks resolved; every component from it down to `source` is re-checked at create. */
+  base: string;
+  /** Absolute host directory `{base}/{account}/{service}/{name}`. */
+  source: string;
+  /** Where it appears inside the container. */
+  target: string;
+}
+
 export interface SpawnSpec {
   backendId: string;
   /** Installation id of this berth; containers of other installations are never touched. */
@@ -41,8 +51,7 @@ export interface SpawnSpec {
   image: string;
   /** Full environment, reserved variables included. */
   env: Record<string, string>;
-  /** Absolute host directory bind-mounted read-write at `mountTarget`. */
-  mount?: { source: string; target: string };
+  mount?: BindMount;
   limits: ResourceLimits;
 }
 

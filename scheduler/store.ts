@@ -1,6 +1,6 @@
 import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/backends/backend-status.ts';
 import type { LogLine } from './container-logs.ts';
-import type { ResourceLimits, StartedContainer } from './executor.ts';
+import type { BindMount, ResourceLimits, StartedContainer } from './executor.ts';
 
 /** What the scheduler knows of a backend it runs. */
 export interface ScheduledBackend {
@@ -11,7 +11,7 @@ export interface ScheduledBackend {
   fencingToken: number | null;
   image: string;
   env: Record<string, string>;
-  mount: { source: string; target: string } | null;
+  mount: BindMount | null;
   limits: ResourceLimits;
   status: BackendStatus;
   containerId: string | null;

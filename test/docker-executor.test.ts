@@ -3,7 +3,7 @@
 // real Docker engine with the test image.
 import type Dockerode from 'dockerode';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -47,7 +47,7 @@ describe('containerCreateOptions', () => {
       backendId: 'b1',
       key: 'room-7',
       env: { PORT: '8080', USER_COLOR: 'blue' },
-      mount: { source: '/srv/berth/b1', target: '/data' },
+      mount: { base: '/srv/berth', source: '/srv/berth/acme/chat/b1', target: '/data' },
       limits: {
         memoryLimitBytes: 64 * MiB,
         cpuPeriod: 50_000,
@@ -79,7 +79,7 @@ describe('containerCreateOptions', () => {
         CpuQuota: 12_500,
         Ulimits: [{ Name: 'cpu', Soft: 30, Hard: 30 }],
         StorageOpt: { size: '1000000000' },
-        Binds: ['/srv/berth/b1:/data'],
+        Binds: ['/srv/berth/acme/chat/b1:/data'],
       },
     });
   });
@@ -321,10 +321,12 @@ describe('DockerExecutor against Docker', () => {
   });
 
   it('starts a container with its limits, env, labels and mount, published on loopback', async () => {
+    const mountDir = join(scratchDir, 'acme', 'chat', 'room-1');
+    await mkdir(mountDir, { recursive: true });
     const spec = makeSpec(image.reference, {
       key: 'room-1',
       env: { PORT: '8080', SESSION_BACKEND_ID: 'from-env', USER_COLOR: 'blue' },
-      mount: { source: scratchDir, target: '/data' },
+      mount: { base: scratchDir, source: mountDir, target: '/data' },
       limits: { memoryLimitBytes: 128 * MiB, cpuPeriod: 50_000, cpuPeriodPercent: 50, cpuTimeLimitSeconds: 60 },
     });
     const started = await startReady(spec);
@@ -348,7 +350,7 @@ describe('DockerExecutor against Docker', () => {
       CpuPeriod: 50_000,
       CpuQuota: 25_000,
       Ulimits: [{ Name: 'cpu', Soft: 60, Hard: 60 }],
-      Binds: [`${scratchDir}:/data`],
+      Binds: [`${mountDir}:/data`],
       RestartPolicy: { Name: 'no' },
       AutoRemove: false,
     });
@@ -365,10 +367,10 @@ describe('DockerExecutor against Docker', () => {
   });
 
   it('removes the container when it was created but could not start', async () => {
-    // Binding a file over the image's /app directory passes create and fails in runc.
-    const file = join(scratchDir, 'not-a-directory');
-    await writeFile(file, 'x');
-    const spec = makeSpec(image.reference, { mount: { source: file, target: '/app' } });
+    // Binding a directory over the image's /app/server.mjs file passes create and fails in runc.
+    const mountDir = join(scratchDir, 'acme', 'chat', 'over-a-file');
+    await mkdir(mountDir, { recursive: true });
+    const spec = makeSpec(image.reference, { mount: { base: scratchDir, source: mountDir, target: '/app/server.mjs' } });
     await expect(executor.start(spec)).rejects.toMatchObject({
       name: 'DockerExecutorError',
       code: 'container_start_failed',

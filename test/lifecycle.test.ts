@@ -189,12 +189,12 @@ describe.each(testDatabases())('backend lifecycle on $kind', (database) => {
     await api.post(`/v2/backend/${id}/terminate`, { hard: true });
     expect(await readFile(join(source, 'hello.txt'), 'utf8')).toBe('from the host');
 
-    const named = await spawn({ executable: { mount: 'shared/room-1' } });
+    const named = await spawn({ executable: { mount: 'room-1' } });
     await waitForStatus(api, named, 'ready');
-    expect((await inspectBackendContainer(docker, named))!.HostConfig.Binds).toEqual([`${join(mountBase, 'shared/room-1')}:/data`]);
+    expect((await inspectBackendContainer(docker, named))!.HostConfig.Binds).toEqual([`${join(mountBase, 'acme', 'echo', 'room-1')}:/data`]);
     await api.post(`/v2/backend/${named}/terminate`, { hard: true });
 
-    await symlink('/etc', join(mountBase, 'escape'));
+    await symlink('/etc', join(mountBase, 'acme', 'echo', 'escape'));
     for (const mount of ['../outside', 'a/../../outside', '/etc', 'escape']) {
       const refused = await api.post('/v2/service/acme/echo/connect', { spawn: { executable: { mount } } });
       expect(refused.status).toBe(400);

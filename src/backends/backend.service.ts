@@ -1,11 +1,9 @@
-import { mkdir, realpath } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import type { Kysely } from 'kysely';
 import { customAlphabet, nanoid } from 'nanoid';
 import { isEngineUnreachable } from '../../scheduler/docker.ts';
 import type { EngineCapabilities, ResourceLimits } from '../../scheduler/executor.ts';
 import type { Database } from '../database.ts';
-import { BerthError, ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { parseInput } from '../http/validation.ts';
 import { DockerUnavailableError, ServiceNotFoundError } from '../services/service.service.ts';
 import { findService, listEnvironments } from '../services/service.repository.ts';
@@ -29,13 +27,12 @@ import {
 } from './backend.repository.ts';
 import { RESERVED_ENV_NAMES, SPAWN_CONFIG, type CONNECT_BODY, type SpawnConfig } from './backend.schemas.ts';
 import type { BackendRow } from './backend.table.ts';
+import { resolveMount } from './mounts.ts';
 import { StatusRecorder, statusRowToEvent } from './status-recorder.ts';
 import type { z } from 'zod';
 
 const newBackendId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
 export const DEFAULT_MAX_IDLE_SECONDS = 300;
-/** Where a mounted directory appears inside the container. */
-export const MOUNT_TARGET = '/data';
 const MAX_AUTH_BYTES = 4096;
 
 export type ConnectBody = z.output<typeof CONNECT_BODY>;
@@ -146,7 +143,7 @@ export class BackendService {
     }
     const limits = await this.checkLimits(spawn);
     const backendId = newBackendId();
-    const mount = await this.resolveMount(spawn.executable?.mount, { accountName, serviceName, key: body.key, backendId });
+    const mount = await resolveMount(this.mountBaseDir, spawn.executable?.mount, { accountName, serviceName, key: body.key, backendId });
     const tag = spawn.tag ?? environment.image_tag;
     const image = tag.startsWith('sha256:') ? tag : `${service.image_repository}:${tag}`;
 
@@ -240,42 +237,6 @@ export class BackendService {
       ...(requested.cpu_time_limit !== undefined ? { cpuTimeLimitSeconds: requested.cpu_time_limit } : {}),
       ...(requested.disk_limit_bytes !== undefined ? { diskLimitBytes: requested.disk_limit_bytes } : {}),
     };
-  }
-
-  /**
-   * A mount is a directory under BERTH_MOUNT_BASE_DIR: `true` gives the backend
-   * one of its own (per key when there is one), a string names one relative to
-   * the base. Nothing may lead outside the base, symlinks included.
-   */
-  private async resolveMount(
-    mount: string | boolean | undefined,
-    owner: { accountName: string; serviceName: string; key: string | undefined; backendId: string },
-  ): Promise<{ source: string; target: string } | null> {
-    if (mount === undefined || mount === false) return null;
-    const param = 'body.spawn.executable.mount';
-    if (!this.mountBaseDir) {
-      throw new ValidationError(param, 'mounts are disabled on this berth: set BERTH_MOUNT_BASE_DIR to allow them', 'mounts_disabled');
-    }
-    const base = await realpath(this.mountBaseDir).catch(() => {
-      throw new BerthError(500, 'internal_error', 'mount_base_missing', 'BERTH_MOUNT_BASE_DIR does not exist on this host');
-    });
-    let requested: string;
-    if (mount === true) {
-      const leaf = owner.key === undefined ? owner.backendId : Buffer.from(owner.key).toString('base64url');
-      requested = join(base, owner.accountName, owner.serviceName, leaf);
-    } else {
-      if (mount.split(/[\\/]/).includes('..')) throw new ValidationError(param, `"${param}" may not contain ".." segments`, 'mount_outside_base');
-      requested = isAbsolute(mount) ? resolve(mount) : resolve(base, mount);
-    }
-    const inside = (path: string) => {
-      const rel = relative(base, path);
-      return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel) && !rel.startsWith(sep));
-    };
-    if (!inside(requested)) throw new ValidationError(param, `"${param}" must lie under the mount base directory`, 'mount_outside_base');
-    await mkdir(requested, { recursive: true });
-    const real = await realpath(requested);
-    if (!inside(real)) throw new ValidationError(param, `"${param}" leads outside the mount base directory through a symlink`, 'mount_outside_base');
-    return { source: real, target: MOUNT_TARGET };
   }
 
   async terminate(backend: Backend, hard: boolean): Promise<void> {

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated, Insertable, JSONColumnType, Selectable } from 'kysely';
-import type { ResourceLimits } from '../../scheduler/executor.ts';
+import type { BindMount, ResourceLimits } from '../../scheduler/executor.ts';
 import type { BackendStatus } from './backend-status.ts';
 
 /** pg returns bigint columns as strings; berth's bigints (fencing tokens, bytes) fit a number. */
@@ -21,7 +21,8 @@ export interface BackendTable {
   lifetime_limit_seconds: number | null;
   /** The caller's environment variables (reserved ones are added at spawn). */
   env: JSONColumnType<Record<string, string>>;
-  mount: JSONColumnType<{ source: string; target: string } | null, string | null, string | null>;
+  /** Rows written before mounts were confined have no `base`: the scheduler refuses to mount them. */
+  mount: JSONColumnType<BindMount | null, string | null, string | null>;
   resource_limits: JSONColumnType<ResourceLimits>;
   /** Latest status, kept beside the history for cheap "live" queries. */
   status: BackendStatus;
