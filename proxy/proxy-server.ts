@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createGuardedServer, type ListenerLimits } from '../src/core/listener-guard.ts';
 import type { Duplex } from 'node:stream';
 import type { BerthError } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
@@ -28,6 +29,8 @@ export interface ProxyServerOptions {
   domain: string | undefined;
   /** How long a request for a backend that is still starting is held (BERTH_PROXY_WAIT_SECONDS). */
   waitMs: number;
+  /** Header and idle deadlines and connection caps of the listener. */
+  listenerLimits: ListenerLimits;
 }
 
 export type ProxyServerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -85,8 +88,11 @@ export class ProxyServer {
     this.cache = new TokenCache({ store: options.store, logger: this.log, domain: options.domain });
     this.activity = new ActivityTracker(options.store, this.log);
     this.domainHasPort = options.domain !== undefined && /:\d+$/.test(options.domain);
-    // No overall request deadline: uploads and long polls take as long as they take.
-    this.server = http.createServer({ requestTimeout: 0 }, (req, res) => this.onRequest(req, res));
+    // No overall request deadline: uploads and long polls take as long as they take, as long as bytes keep coming.
+    this.server = createGuardedServer(
+      { name: 'proxy', limits: options.listenerLimits, logger: this.log, requestTimeoutMs: 0 },
+      (req, res) => this.onRequest(req, res),
+    );
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
   }
 

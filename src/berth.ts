@@ -6,6 +6,7 @@ import { DockerExecutor } from '../scheduler/docker-executor.ts';
 import { createDocker } from '../scheduler/docker.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { ProxyServer } from '../proxy/proxy-server.ts';
+import { createGuardedServer } from './core/listener-guard.ts';
 import { AccountService } from './accounts/account.service.ts';
 import { findOrCreateInstallationId } from './backends/backend.repository.ts';
 import { BackendService } from './backends/backend.service.ts';
@@ -23,6 +24,8 @@ import type { Role } from './roles.ts';
 import { ServiceService } from './services/service.service.ts';
 
 export { ROLES, type Role } from './roles.ts';
+
+const API_REQUEST_TIMEOUT_MS = 300_000;
 
 export type BerthState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -101,8 +104,11 @@ export class Berth {
     this.setState('starting');
     await this.scheduler?.start();
     if (this.role === 'api' || this.role === 'all') {
-      this.apiServer = http.createServer(createApp(this.deps, this.startedAt).callback());
-      await listen(this.apiServer, this.config.apiPort, this.config.bind);
+      this.apiServer = createGuardedServer(
+        // API bodies are small JSON: five minutes (Node's default) for a whole request is plenty; SSE answers are not limited.
+        { name: 'api', limits: this.config.listenerLimits, logger: this.logger, requestTimeoutMs: API_REQUEST_TIMEOUT_MS },
+        createApp(this.deps, this.startedAt).callback(),
+      );      await listen(this.apiServer, this.config.apiPort, this.config.bind);
     }
     if (this.role === 'proxy' || this.role === 'all') {
       this.proxy = new ProxyServer({
@@ -110,6 +116,7 @@ export class Berth {
         logger: this.logger,
         domain: this.config.proxyDomain,
         waitMs: this.config.proxyWaitMs,
+        listenerLimits: this.config.listenerLimits,
       });
       await this.proxy.listen(this.config.proxyPort, this.config.bind);
     }

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { openFilesLimit, type ListenerLimits } from './core/listener-guard.ts';
 
 /**
  * Everything berth reads from its environment, validated once at start and
@@ -41,6 +42,8 @@ export interface BerthConfig {
   readonly sweepIntervalMs: number;
   /** How long the proxy holds a request for a backend that is not ready yet before answering 503. Default 30 s. */
   readonly proxyWaitMs: number;
+  /** Deadlines and connection caps of both listeners (BERTH_HEADER_TIMEOUT_SECONDS, BERTH_IDLE_TIMEOUT_SECONDS, BERTH_MAX_CONNECTIONS, BERTH_MAX_CONNECTIONS_PER_CLIENT). */
+  readonly listenerLimits: ListenerLimits;
   /** How long the logs of a terminated backend stay readable. Default 7 days. */
   readonly logRetentionMs: number;
 }
@@ -86,6 +89,11 @@ const ENV_SCHEMA = z.object({
   BERTH_SWEEP_INTERVAL_SECONDS: seconds(1),
   BERTH_LOG_RETENTION_SECONDS: seconds(7 * 24 * 3600),
   BERTH_PROXY_WAIT_SECONDS: seconds(30),
+  // Node's request-head check must fit inside the API's 300 s request deadline.
+  BERTH_HEADER_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(30),
+  BERTH_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().max(24 * 3600).default(60),
+  BERTH_MAX_CONNECTIONS: z.coerce.number().int().positive().max(10_000_000).optional(),
+  BERTH_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().positive().max(10_000_000).optional(),
   BERTH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -116,6 +124,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     throw new ConfigError(variable, `${issue?.message ?? 'is invalid'} (got ${JSON.stringify(value)})`);
   }
   const e = parsed.data;
+  const listenerLimits = compileListenerLimits(e);
   const host = e.BERTH_BIND.includes(':') ? `[${e.BERTH_BIND}]` : e.BERTH_BIND;
   return Object.freeze({
     apiPort: e.BERTH_API_PORT,
@@ -136,6 +145,28 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     terminationGraceMs: e.BERTH_TERMINATION_GRACE_SECONDS * 1000,
     sweepIntervalMs: e.BERTH_SWEEP_INTERVAL_SECONDS * 1000,
     proxyWaitMs: e.BERTH_PROXY_WAIT_SECONDS * 1000,
+    listenerLimits,
     logRetentionMs: e.BERTH_LOG_RETENTION_SECONDS * 1000,
+  });
+}
+
+/** Connections one listener holds by default, at most; lower when the open-files limit could not carry both listeners' share. */
+const DEFAULT_MAX_CONNECTIONS = 10_000;
+/** By default one address may hold a tenth of that: far above a browser or a pooled app server, far below an exhausting flood. */
+const DEFAULT_MAX_CONNECTIONS_PER_CLIENT = 1000;
+
+function compileListenerLimits(e: z.infer<typeof ENV_SCHEMA>): ListenerLimits {
+  // A proxied connection costs two descriptors (client and backend), an API one: a quarter of the limit each leaves room for the rest.
+  const files = openFilesLimit();
+  const maxConnections = e.BERTH_MAX_CONNECTIONS ?? Math.max(64, Math.min(DEFAULT_MAX_CONNECTIONS, files === undefined ? Infinity : Math.floor(files / 4)));
+  const maxConnectionsPerClient = e.BERTH_MAX_CONNECTIONS_PER_CLIENT ?? Math.min(DEFAULT_MAX_CONNECTIONS_PER_CLIENT, maxConnections);
+  if (maxConnectionsPerClient > maxConnections) {
+    throw new ConfigError('BERTH_MAX_CONNECTIONS_PER_CLIENT', `must not exceed BERTH_MAX_CONNECTIONS (${maxConnections})`);
+  }
+  return Object.freeze({
+    headerTimeoutMs: e.BERTH_HEADER_TIMEOUT_SECONDS * 1000,
+    idleTimeoutMs: e.BERTH_IDLE_TIMEOUT_SECONDS * 1000,
+    maxConnections,
+    maxConnectionsPerClient,
   });
 }

@@ -23,7 +23,20 @@ describe('configuration', () => {
       sweepIntervalMs: 1000,
       logRetentionMs: 7 * 24 * 3600 * 1000,
       proxyWaitMs: 30_000,
+      // The connection cap's default depends on the open-files limit of the process: pinned below.
+      listenerLimits: { headerTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxConnections: expect.any(Number), maxConnectionsPerClient: expect.any(Number) },
     });
+  });
+
+  it('caps connections per listener at 10,000 or a quarter of the open-files limit, and per client at 1000', () => {
+    const { maxConnections, maxConnectionsPerClient } = loadConfig({}).listenerLimits;
+    expect(maxConnections).toBeLessThanOrEqual(10_000);
+    expect(maxConnectionsPerClient).toBe(Math.min(1000, maxConnections));
+    expect(loadConfig({ BERTH_MAX_CONNECTIONS: '50' }).listenerLimits).toMatchObject({ maxConnections: 50, maxConnectionsPerClient: 50 });
+    expect(() => loadConfig({ BERTH_MAX_CONNECTIONS: '50', BERTH_MAX_CONNECTIONS_PER_CLIENT: '51' })).toThrow(
+      new ConfigError('BERTH_MAX_CONNECTIONS_PER_CLIENT', 'must not exceed BERTH_MAX_CONNECTIONS (50)'),
+    );
+    expect(() => loadConfig({ BERTH_HEADER_TIMEOUT_SECONDS: '301' })).toThrow(/BERTH_HEADER_TIMEOUT_SECONDS/);
   });
 
   it('derives public URLs from the bind address and ports, and trims a trailing slash', () => {
