@@ -1,4 +1,5 @@
 import { sql, type Kysely, type Transaction } from 'kysely';
+import { hashConnectionToken } from '../core/token-hash.ts';
 import type { Database } from '../database.ts';
 import type { BackendStatus } from './backend-status.ts';
 import type { BackendRow, BackendStatusRow, NewBackendRow } from './backend.table.ts';
@@ -118,15 +119,9 @@ export async function latestTerminationRow(db: Kysely<Database>, backendId: stri
  * Mints a token for a running backend and counts the connect as activity, in
  * one statement: the held-key path of connect is this and one indexed read.
  */
-export async function insertConnectionTokenAndTouch(
-  db: Kysely<Database>,
-  token: { token: string; backend_id: string; username: string | null; auth: Record<string, unknown> | null },
-  at: Date,
-): Promise<void> {
+export async function insertConnectionTokenAndTouch(db: Kysely<Database>, token: NewConnectionToken, at: Date): Promise<void> {
   await db
-    .with('minted', (qb) =>
-      qb.insertInto('connection_tokens').values({ ...token, auth: token.auth === null ? null : JSON.stringify(token.auth) }),
-    )
+    .with('minted', (qb) => qb.insertInto('connection_tokens').values(connectionTokenRow(token)))
     .updateTable('backends')
     .set({ last_activity_at: at })
     .where('id', '=', token.backend_id)
@@ -134,14 +129,20 @@ export async function insertConnectionTokenAndTouch(
     .execute();
 }
 
-export async function insertConnectionToken(
-  trx: Transaction<Database>,
-  token: { token: string; backend_id: string; username: string | null; auth: Record<string, unknown> | null },
-): Promise<void> {
-  await trx
-    .insertInto('connection_tokens')
-    .values({ ...token, auth: token.auth === null ? null : JSON.stringify(token.auth) })
-    .execute();
+export async function insertConnectionToken(trx: Transaction<Database>, token: NewConnectionToken): Promise<void> {
+  await trx.insertInto('connection_tokens').values(connectionTokenRow(token)).execute();
+}
+
+export interface NewConnectionToken {
+  token: string;
+  backend_id: string;
+  username: string | null;
+  auth: Record<string, unknown> | null;
+}
+
+/** Only the token's hash is written: the URL it is part of must not be readable from the database. */
+function connectionTokenRow({ token, auth, ...rest }: NewConnectionToken) {
+  return { ...rest, token_hash: hashConnectionToken(token), auth: auth === null ? null : JSON.stringify(auth) };
 }
 
 export async function markServiceSpawned(trx: Transaction<Database>, accountName: string, serviceName: string, environment: string, at: Date): Promise<void> {

@@ -54,7 +54,8 @@ export interface BackendKeyTable {
 }
 
 export interface ConnectionTokenTable {
-  token: string;
+  /** SHA-256 of the token (src/core/token-hash.ts); the token itself is never stored. */
+  token_hash: string;
   backend_id: string;
   username: string | null;
   auth: JSONColumnType<Record<string, unknown> | null, string | null, string | null>;

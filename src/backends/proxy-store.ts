@@ -16,7 +16,7 @@ export class DatabaseProxyStore implements ProxyStore {
     const row = await findTokenRoute(this.db, token);
     return (
       row && {
-        token: row.token,
+        token,
         backendId: row.backend_id,
         username: row.username,
         auth: row.auth,

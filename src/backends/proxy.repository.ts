@@ -1,11 +1,11 @@
 import type { Kysely } from 'kysely';
+import { hashConnectionToken } from '../core/token-hash.ts';
 import type { Database } from '../database.ts';
 import type { BackendStatus } from './backend-status.ts';
 
 /** The queries of the proxy: what a connection token routes to, and activity. */
 
 export interface TokenRouteRow {
-  token: string;
   backend_id: string;
   username: string | null;
   auth: Record<string, unknown> | null;
@@ -22,15 +22,16 @@ export interface BackendRouteRow {
   status_id: string | number | null;
 }
 
+/** Looks the token up by its hash, the only form stored. */
 export async function findTokenRoute(db: Kysely<Database>, token: string): Promise<TokenRouteRow | undefined> {
   return db
     .selectFrom('connection_tokens as t')
     .innerJoin('backends as b', 'b.id', 't.backend_id')
-    .select(['t.token', 't.backend_id', 't.username', 't.auth', 'b.secret_token', 'b.status', 'b.host_port'])
+    .select(['t.backend_id', 't.username', 't.auth', 'b.secret_token', 'b.status', 'b.host_port'])
     .select((eb) =>
       eb.selectFrom('backend_statuses as s').select((s) => s.fn.max('s.id').as('id')).whereRef('s.backend_id', '=', 'b.id').as('status_id'),
     )
-    .where('t.token', '=', token)
+    .where('t.token_hash', '=', hashConnectionToken(token))
     .executeTakeFirst();
 }
 

@@ -39,13 +39,25 @@ export function handleRequests(logger: Logger): Middleware<BerthState, BerthCont
     const line = {
       request_id: requestId,
       method: ctx.method,
-      path: ctx.path,
+      path: redactedPath(ctx.path),
       status: ctx.status,
       duration_ms: Math.round((performance.now() - started) * 10) / 10,
     };
     if (ctx.status >= 500) logger.error({ ...line, err: failure }, 'request failed');
     else logger.info(line, 'request');
   };
+}
+
+/**
+ * `ready_url` (`/ready/{backend_id}/{token}`, backends/ready.controller.ts)
+ * carries a connection token, a credential: the log gets `[token]` instead.
+ * Matched as the router would (any case, repeated slashes), whether or not a
+ * route answered, so a malformed URL does not leak it either.
+ */
+const READY_PATH_TOKEN = /^(\/+ready\/+[^/]*\/+)[^/]+/i;
+
+function redactedPath(path: string): string {
+  return path.replace(READY_PATH_TOKEN, '$1[token]');
 }
 
 function toBerthError(error: unknown): BerthError {

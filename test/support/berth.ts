@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { Berth, type Role } from '../../src/berth.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger } from '../../src/logger.ts';
+import { createLogger, type DestinationStream } from '../../src/logger.ts';
 import { createPostgresDatabase, type TestDatabase } from './databases.ts';
 import { createTestDocker } from './docker.ts';
 
@@ -16,6 +16,8 @@ export interface TestBerthOptions {
   /** Extra environment for loadConfig. */
   env?: Record<string, string>;
   docker?: Dockerode;
+  /** Where berth's log lines go instead of stdout (set BERTH_LOG_LEVEL in `env` to see any). */
+  logDestination?: DestinationStream;
 }
 
 /**
@@ -32,6 +34,7 @@ export class TestBerth {
     private readonly env: Record<string, string>,
     private readonly dataDir: string,
     private readonly docker: Dockerode | undefined,
+    private readonly logDestination?: DestinationStream,
   ) {}
 
   static async start(options: TestBerthOptions): Promise<TestBerth> {
@@ -46,14 +49,14 @@ export class TestBerth {
       ...(options.database.kind === 'postgres' ? { DATABASE_URL: await createPostgresDatabase() } : {}),
       ...options.env,
     };
-    const instance = new TestBerth(env, dataDir, options.docker);
+    const instance = new TestBerth(env, dataDir, options.docker, options.logDestination);
     await instance.boot();
     return instance;
   }
 
   private async boot(role?: Role): Promise<void> {
     const config = loadConfig(this.env);
-    this.berth = await Berth.create({ config, logger: createLogger(config.logLevel), docker: this.docker, role });
+    this.berth = await Berth.create({ config, logger: createLogger(config.logLevel, this.logDestination), docker: this.docker, role });
     await this.berth.start();
     this.apiUrl = `http://127.0.0.1:${this.berth.apiPort}`;
     this.proxyUrl = `http://127.0.0.1:${this.berth.proxyPort}`;
