@@ -1,19 +1,33 @@
+import { randomUUID } from 'node:crypto';
 import type { Logger } from '../src/logger.ts';
 
 /** How often activity is written; well under any max_idle_seconds (at least 1 s). */
 export const ACTIVITY_FLUSH_INTERVAL_MS = 1000;
 
+/** One report of a proxy process: its heartbeat, what it touched and what it holds open. */
+export interface ActivityReport {
+  proxyId: string;
+  at: Date;
+  touched: readonly string[];
+  open: ReadonlyMap<string, number>;
+}
+
 export interface ActivitySink {
-  recordActivity(backendIds: readonly string[], at: Date): Promise<void>;
+  recordActivity(report: ActivityReport): Promise<void>;
+  /** This proxy is going away: its open connections stop counting now rather than after its lease. */
+  removeProxy(proxyId: string): Promise<void>;
 }
 
 /**
  * Counts open requests and WebSockets per backend in memory and, once per
- * interval, writes last_activity_at = now for every backend that had one open
- * or started one meanwhile: one batched UPDATE, never one per request. The
- * sweeper, in whichever process it runs, reads only the database.
+ * interval, reports them with a heartbeat: one batched write, never one per
+ * request. The sweeper, in whichever process it runs, reads only the
+ * database: a backend that a live proxy holds open is never idle however late
+ * the report, and a proxy whose heartbeat stops counts for no longer than its lease.
  */
 export class ActivityTracker {
+  /** Names this process in the proxies table. */
+  readonly proxyId = randomUUID();
   private readonly open = new Map<string, number>();
   private seen = new Set<string>();
   private timer: NodeJS.Timeout | undefined;
@@ -28,6 +42,7 @@ export class ActivityTracker {
   start(): void {
     this.timer ??= setInterval(() => void this.flush(), this.intervalMs);
     this.timer.unref();
+    void this.flush();
   }
 
   /** A request or socket to the backend began; pair with `end`. */
@@ -49,31 +64,31 @@ export class ActivityTracker {
     return this.open.get(backendId) ?? 0;
   }
 
-  /** Writes what was seen since the last flush. One flush at a time; a tick that finds one running is skipped. */
+  /** Reports what was seen since the last flush. One flush at a time; a tick that finds one running is skipped. */
   flush(): Promise<void> {
     this.flushing ??= this.write().finally(() => (this.flushing = undefined));
     return this.flushing;
   }
 
-  /** Stops the timer and writes what is left. Idempotent. */
+  /** Stops the timer, writes what is left and leaves the proxies table. Idempotent. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.flushing;
     await this.flush();
+    await this.sink.removeProxy(this.proxyId).catch((error: unknown) => this.logger.warn({ err: error }, 'leaving the proxies table failed'));
   }
 
   private async write(): Promise<void> {
-    const active = this.seen;
+    const touched = this.seen;
     this.seen = new Set();
-    for (const id of this.open.keys()) active.add(id);
-    if (active.size === 0) return;
+    for (const id of this.open.keys()) touched.add(id);
     try {
-      await this.sink.recordActivity([...active], new Date());
+      await this.sink.recordActivity({ proxyId: this.proxyId, at: new Date(), touched: [...touched], open: new Map(this.open) });
     } catch (error) {
       // Not fatal: the next flush retries, so that a backend never looks idle for a failed write.
-      for (const id of active) this.seen.add(id);
-      this.logger.warn({ err: error, backends: active.size }, 'recording proxy activity failed');
+      for (const id of touched) this.seen.add(id);
+      this.logger.warn({ err: error, backends: touched.size }, 'recording proxy activity failed');
     }
   }
 }

@@ -15,6 +15,7 @@ import {
   ProxyUnavailableError,
   TokenNotFoundError,
   sendError,
+  sendPreflight,
   sendSocketError,
   type ErrorAnswer,
 } from './responses.ts';
@@ -232,6 +233,10 @@ export class ProxyServer {
 
   private refuse(exchange: Exchange, error: BerthError): void {
     let answer: ErrorAnswer;
+    if (exchange.res && isPreflight(exchange.req)) {
+      sendPreflight(exchange.req, exchange.res);
+      return;
+    }
     if (exchange.res) answer = sendError(exchange.res, error);
     else if (exchange.socket) answer = sendSocketError(exchange.socket, error);
     else return;
@@ -240,4 +245,8 @@ export class ProxyServer {
     if (answer.status >= 500) this.log.warn({ ...line, err: error.cause }, 'proxy request failed');
     else this.log.debug(line, 'proxy request refused');
   }
+}
+
+function isPreflight(req: IncomingMessage): boolean {
+  return req.method === 'OPTIONS' && req.headers['access-control-request-method'] !== undefined;
 }

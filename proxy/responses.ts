@@ -1,4 +1,4 @@
-import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { customAlphabet } from 'nanoid';
 import { BerthError, ForbiddenError, NotFoundError, UnavailableError, errorBody } from '../src/errors.ts';
@@ -55,6 +55,30 @@ export class ProxyUnavailableError extends UnavailableError {
   }
 }
 
+/**
+ * The proxy's own answers are readable from any origin: a page served by a
+ * backend on another origin (socket.io reconnecting after termination) must
+ * see why, not a CORS failure. They carry no credentials and no backend data.
+ */
+const CORS_HEADERS = { 'Access-Control-Allow-Origin': '*' };
+
+/**
+ * A preflight for a URL the proxy itself answers: allow what is asked, so that
+ * the real request is sent and reads the proxy's error.
+ */
+export function sendPreflight(req: IncomingMessage, res: ServerResponse): void {
+  const method = req.headers['access-control-request-method'];
+  const headers = req.headers['access-control-request-headers'];
+  res.writeHead(204, {
+    ...CORS_HEADERS,
+    'Access-Control-Allow-Methods': typeof method === 'string' && /^[A-Za-z-]{1,20}$/.test(method) ? method : 'GET, POST, OPTIONS',
+    ...(typeof headers === 'string' && /^[A-Za-z0-9, _-]{1,1000}$/.test(headers) ? { 'Access-Control-Allow-Headers': headers } : {}),
+    'Access-Control-Max-Age': '600',
+    'Content-Length': '0',
+  });
+  res.end();
+}
+
 /** What an error answer was, for the log line. */
 export interface ErrorAnswer {
   requestId: string;
@@ -73,6 +97,7 @@ export function sendError(res: ServerResponse, error: BerthError): ErrorAnswer {
   if (!res.headersSent && !res.destroyed) {
     res.writeHead(error.status, {
       ...error.headers,
+      ...CORS_HEADERS,
       'Content-Type': 'application/json',
       'Content-Length': Buffer.byteLength(body),
       'X-Request-Id': requestId,
@@ -90,6 +115,7 @@ export function sendSocketError(socket: Duplex, error: BerthError): ErrorAnswer 
   if (socket.writable) {
     const headers = {
       ...error.headers,
+      ...CORS_HEADERS,
       'Content-Type': 'application/json',
       'Content-Length': String(Buffer.byteLength(body)),
       'X-Request-Id': requestId,

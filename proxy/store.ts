@@ -1,4 +1,5 @@
 import type { BackendStatus, StatusEvent } from '../src/backends/backend-status.ts';
+import type { ActivityReport } from './activity.ts';
 
 /** Where a backend stands, as of the status row `statusId`. */
 export interface BackendRouteState {
@@ -28,8 +29,10 @@ export interface TokenRecord extends BackendRouteState {
 export interface ProxyStore {
   findToken(token: string): Promise<TokenRecord | undefined>;
   findBackendState(backendId: string): Promise<BackendRouteState | undefined>;
-  /** Sets last_activity_at to `at` (never backwards) for every backend named. */
-  recordActivity(backendIds: readonly string[], at: Date): Promise<void>;
+  /** Heartbeat, open connections, and last_activity_at = `at` (never backwards) for every backend touched. */
+  recordActivity(report: ActivityReport): Promise<void>;
+  /** Forgets a proxy that stops, with its open connections. */
+  removeProxy(proxyId: string): Promise<void>;
   /** Hears every status step recorded by any berth process. */
   subscribe(listener: (event: StatusEvent) => void): () => void;
 }

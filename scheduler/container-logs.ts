@@ -1,8 +1,8 @@
-import { PassThrough } from 'node:stream';
 import type Dockerode from 'dockerode';
-import { LineSplitter } from './line-splitter.ts';
+import { DockerLogParser } from './log-frames.ts';
 
-export type LogStreamName = 'stdout' | 'stderr';
+/** `berth` marks berth's own lines about the backend, such as why it failed to start. */
+export type LogStreamName = 'stdout' | 'stderr' | 'berth';
 
 export interface LogLine {
   time: Date;
@@ -14,11 +14,16 @@ export interface FollowLogsOptions {
   /** Only lines written after this time (the last one berth already stored). */
   since?: Date;
   signal: AbortSignal;
-  onLine: (line: LogLine) => void;
+  /**
+   * Called for each line. A returned promise pauses reading until it settles:
+   * the consumer's way of saying it holds enough, so a burst of output waits in
+   * the engine rather than in berth's memory.
+   */
+  onLine: (line: LogLine) => void | Promise<void>;
 }
 
-// `docker logs --timestamps` prefixes each line with an RFC 3339 time and a space.
-const TIMESTAMPED = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) (.*)$/s;
+/** Longest line stored, in bytes of UTF-8; the rest is counted in a `… [truncated N bytes]` marker. */
+export const MAX_LOG_LINE_BYTES = 16 * 1024;
 
 /**
  * Follows what a container writes to stdout and stderr, from `since` until the
@@ -36,37 +41,33 @@ export async function followContainerLogs(docker: Dockerode, containerId: string
     ...(sinceMs !== undefined ? { since: Math.floor(sinceMs / 1000) } : {}),
   })) as unknown as NodeJS.ReadableStream & { destroy(): void };
 
-  const splitterFor = (name: LogStreamName) => {
-    const out = new PassThrough();
-    const splitter = new LineSplitter(
-      (raw) => {
-        const match = TIMESTAMPED.exec(raw);
-        const time = match ? new Date(match[1]!) : new Date();
-        if (sinceMs !== undefined && time.getTime() <= sinceMs) return;
-        options.onLine({ time, stream: name, line: match ? match[2]! : raw });
-      },
-      { keepBlank: true },
-    );
-    out.on('data', (chunk: Buffer) => splitter.write(chunk));
-    out.on('end', () => splitter.end());
-    return out;
+  let holds = 0;
+  const release = () => {
+    if (--holds === 0) stream.resume();
   };
-  const stdout = splitterFor('stdout');
-  const stderr = splitterFor('stderr');
-  docker.modem.demuxStream(stream, stdout, stderr);
+  const parser = new DockerLogParser(
+    (line) => {
+      if (sinceMs !== undefined && line.time.getTime() <= sinceMs) return;
+      const held = options.onLine(line);
+      if (!held) return;
+      if (holds++ === 0) stream.pause();
+      held.then(release, release);
+    },
+    { maxLineBytes: MAX_LOG_LINE_BYTES },
+  );
+  stream.on('data', (chunk: Buffer) => parser.write(chunk));
 
   await new Promise<void>((resolve) => {
     const finish = () => {
       options.signal.removeEventListener('abort', abort);
-      stdout.end();
-      stderr.end();
+      parser.end();
       resolve();
     };
     const abort = () => stream.destroy();
     options.signal.addEventListener('abort', abort, { once: true });
     if (options.signal.aborted) abort();
-    stream.on('end', finish);
-    stream.on('close', finish);
-    stream.on('error', finish);
+    stream.once('end', finish);
+    stream.once('close', finish);
+    stream.once('error', finish);
   });
 }

@@ -11,6 +11,7 @@ import type { Logger } from '../src/logger.ts';
 import { followContainerLogs, type FollowLogsOptions } from './container-logs.ts';
 import { sampleContainerStats, streamContainerStats, type MetricsSample } from './container-stats.ts';
 import { isEngineUnreachable } from './docker.ts';
+import { ensureBackendNetwork } from './docker-network.ts';
 import { LineSplitter } from './line-splitter.ts';
 import { unsafeMountReason } from './mount-check.ts';
 import {
@@ -29,6 +30,7 @@ const DEFAULT_CPU_PERIOD_MICROSECONDS = 100_000;
 const DEFAULT_WAIT_INTERVAL_MS = 20;
 const DEFAULT_ATTEMPT_TIMEOUT_MS = 1_000;
 const DEFAULT_RECONNECT_DELAY_MS = 1_000;
+const PING_TIMEOUT_MS = 3_000;
 
 // ---------------------------------------------------------------------------
 // Errors
@@ -101,8 +103,30 @@ export function containerName(backendId: string): string {
   return `berth-${backendId}`;
 }
 
+/** What every container of this node gets, whatever its service asks for. */
+export interface ContainerHardening {
+  /** Network with inter-container communication off (docker-network.ts). Default berth-backends. */
+  network: string;
+  /** Most processes and threads a container may hold. Default 512. */
+  pidsLimit: number;
+  /** json-file log size before rotation. Default 10 MiB. */
+  logMaxBytes: number;
+  /** Rotated log files kept. Default 3. */
+  logMaxFiles: number;
+}
+
+export const DEFAULT_HARDENING: Readonly<ContainerHardening> = Object.freeze({
+  network: 'berth-backends',
+  pidsLimit: 512,
+  logMaxBytes: 10 * 1024 * 1024,
+  logMaxFiles: 3,
+});
+
+/** A writable /tmp when the root filesystem is read-only: most runtimes need one. */
+const READ_ONLY_ROOT_TMPFS = { '/tmp': 'rw,nosuid,nodev,size=64m' };
+
 /** What start() sends to POST /containers/create for a spawn. */
-export function containerCreateOptions(spec: SpawnSpec): Dockerode.ContainerCreateOptions {
+export function containerCreateOptions(spec: SpawnSpec, hardening: ContainerHardening = DEFAULT_HARDENING): Dockerode.ContainerCreateOptions {
   const labels: Record<string, string> = {
     [LABELS.managed]: 'true',
     [LABELS.instance]: spec.instanceId,
@@ -120,7 +144,21 @@ export function containerCreateOptions(spec: SpawnSpec): Dockerode.ContainerCrea
     RestartPolicy: { Name: 'no' },
     // The scheduler reads the exit code (and OOM flag) first, then removes the container.
     AutoRemove: false,
+    // Tenants share the engine: the app gets no capability its service was not given,
+    // cannot gain one through setuid binaries, cannot fork-bomb the host, cannot fill
+    // its disk with logs, and cannot reach other backends except through the proxy.
+    NetworkMode: hardening.network,
+    CapDrop: ['ALL'],
+    SecurityOpt: ['no-new-privileges'],
+    PidsLimit: hardening.pidsLimit,
+    LogConfig: { Type: 'json-file', Config: { 'max-size': `${Math.ceil(hardening.logMaxBytes / 1024)}k`, 'max-file': `${hardening.logMaxFiles}` } },
   };
+  const { security } = spec;
+  if (security?.capAdd?.length) hostConfig.CapAdd = [...security.capAdd];
+  if (security?.readOnlyRoot) {
+    hostConfig.ReadonlyRootfs = true;
+    hostConfig.Tmpfs = { ...READ_ONLY_ROOT_TMPFS };
+  }
 
   const { limits } = spec;
   if (limits.memoryLimitBytes !== undefined) {
@@ -153,6 +191,7 @@ export function containerCreateOptions(spec: SpawnSpec): Dockerode.ContainerCrea
     Labels: labels,
     ExposedPorts: { [PORT_KEY]: {} },
     HostConfig: hostConfig,
+    ...(security?.user !== undefined ? { User: security.user } : {}),
   };
 }
 
@@ -245,11 +284,38 @@ export class DockerExecutor {
   private capabilitiesPromise: Promise<EngineCapabilities> | undefined;
   private readonly log: Logger | undefined;
 
+  private networkReady: Promise<void> | undefined;
+  private readonly hardening: ContainerHardening;
+
   constructor(
     private readonly docker: Dockerode,
     logger?: Logger,
+    hardening: Partial<ContainerHardening> = {},
   ) {
     this.log = logger?.child({ component: 'docker-executor' });
+    this.hardening = { ...DEFAULT_HARDENING, ...hardening };
+  }
+
+  /** Creates the backend network once per process (a failure is retried at the next start). */
+  private ensureNetwork(): Promise<void> {
+    this.networkReady ??= ensureBackendNetwork(this.docker, this.hardening.network).catch((err: unknown) => {
+      this.networkReady = undefined;
+      throw err;
+    });
+    return this.networkReady;
+  }
+
+  private async createContainer(options: Dockerode.ContainerCreateOptions): Promise<Dockerode.Container> {
+    await this.ensureNetwork();
+    try {
+      return await this.docker.createContainer(options);
+    } catch (err) {
+      // Someone removed the network while berth ran: make it again, once.
+      if (engineStatus(err) !== 404 || !/network/i.test(engineMessage(err))) throw err;
+      this.networkReady = undefined;
+      await this.ensureNetwork();
+      return this.docker.createContainer(options);
+    }
   }
 
   /** What this engine can enforce; asked once, then cached (a failure is not cached). */
@@ -262,6 +328,11 @@ export class DockerExecutor {
       },
     );
     return this.capabilitiesPromise;
+  }
+
+  /** Resolves when the engine answers within a few seconds. */
+  async ping(): Promise<void> {
+    await (this.docker.ping as (options: { abortSignal: AbortSignal }) => Promise<unknown>)({ abortSignal: AbortSignal.timeout(PING_TIMEOUT_MS) });
   }
 
   async imageExists(image: string): Promise<boolean> {
@@ -308,7 +379,7 @@ export class DockerExecutor {
   }
 
   async start(spec: SpawnSpec): Promise<StartedContainer> {
-    const options = containerCreateOptions(spec);
+    const options = containerCreateOptions(spec, this.hardening);
     const context = { backendId: spec.backendId, image: spec.image, name: options.name };
     // Last look before the engine resolves the path (it follows symlinks); see mount-check.ts.
     const unsafeMount = spec.mount && (await unsafeMountReason(spec.mount));
@@ -316,7 +387,7 @@ export class DockerExecutor {
 
     let container: Dockerode.Container;
     try {
-      container = await this.docker.createContainer(options);
+      container = await this.createContainer(options);
     } catch (err) {
       if (isEngineUnreachable(err)) throw err;
       throw refusedError('container_create_failed', `creating container ${options.name}`, err, context);

@@ -3,6 +3,7 @@ import type { StatusEvent } from '../src/backends/backend-status.ts';
 import type { LogLine } from './container-logs.ts';
 import type { DockerExecutor } from './docker-executor.ts';
 import type { ContainerEvent, ContainerState, SpawnSpec } from './executor.ts';
+import { startBackendPruning } from './retention.ts';
 import type { ScheduledBackend, SchedulerStore } from './store.ts';
 
 export interface SchedulerOptions {
@@ -17,12 +18,16 @@ export interface SchedulerOptions {
   sweepIntervalMs: number;
   /** How long logs of terminated backends are kept. */
   logRetentionMs: number;
+  /** How long terminated backends are kept at all (retention.ts). */
+  backendRetentionMs: number;
   /** How often running backends' memory is sampled for max_mem_bytes. Default 5 s. */
   memorySampleIntervalMs?: number;
 }
 
 const LOG_FLUSH_MS = 200;
 const LOG_FLUSH_LINES = 500;
+/** A batch is stored once it holds this many characters, whatever its line count. */
+const LOG_FLUSH_CHARS = 1024 * 1024;
 /** How long an exit waits for the last lines of output before it is recorded. */
 const LOG_DRAIN_MS = 2000;
 const LOG_RETENTION_SWEEP_MS = 60_000;
@@ -36,6 +41,12 @@ interface Run {
   /** Aborts waits of this run (startup) when the backend is terminated or berth stops. */
   abort: AbortController;
   containerId: string | null;
+  /**
+   * True while the container is being made: the engine's events for it are
+   * berth's own doing (removal of a container that failed to start), and
+   * spawn() records the outcome itself.
+   */
+  creating?: boolean;
   graceTimer?: NodeJS.Timeout;
   /** Settles when the container's output has been read to its end and stored. */
   logsDone?: Promise<void>;
@@ -87,6 +98,7 @@ export class Scheduler {
     this.memoryTimer = setInterval(() => void this.sampleMemory(), this.options.memorySampleIntervalMs ?? 5000);
     this.retentionTimer = setInterval(() => void this.dropExpiredLogs(), LOG_RETENTION_SWEEP_MS);
     void this.dropExpiredLogs();
+    startBackendPruning({ store: this.store, retentionMs: this.options.backendRetentionMs, log: this.log, signal: this.lifetime.signal });
     this.setState('running');
   }
 
@@ -131,7 +143,8 @@ export class Scheduler {
         case 'hard-terminating':
           return this.terminateHard(event.backendId);
         case 'terminated':
-          return this.cleanUp(event.backendId);
+          await this.cleanUp(event.backendId);
+          return this.startSuccessor(event.backendId);
         default:
           return undefined;
       }
@@ -151,13 +164,22 @@ export class Scheduler {
       this.runs.delete(backendId);
       return;
     }
+    // One key never has two live containers: the new backend starts once the old one has ended.
+    const predecessor = await this.store.findDyingPredecessor(backend);
+    if (predecessor !== undefined) {
+      this.runs.delete(backendId);
+      this.log.debug({ backend_id: backendId, predecessor }, 'waiting for the key\'s previous backend to end');
+      return;
+    }
     try {
       if (!(await this.executor.imageExists(backend.image))) {
         if (!(await this.store.record(backendId, 'loading'))) return;
         await this.executor.pullImage(backend.image);
       }
       if (!(await this.store.record(backendId, 'starting'))) return;
+      run.creating = true;
       const started = await this.executor.start(spawnSpec(backend, this.store.instanceId));
+      run.creating = false;
       run.containerId = started.containerId;
       this.followLogs(backendId, run, undefined);
       await this.store.setContainer(backendId, started);
@@ -168,10 +190,28 @@ export class Scheduler {
       }
       await this.waitUntilReady(backend, run, started.hostPort);
     } catch (error) {
-      if (run.abort.signal.aborted) return;
-      this.log.error({ err: error, backend_id: backendId }, 'spawning failed');
-      await this.store.record(backendId, 'terminated', { terminationReason: 'internalerror', exitError: true });
+      // Events of the failed container stay ignored until the failure is on record: it must come first.
+      if (!run.abort.signal.aborted) await this.recordFailedStart(backendId, error);
+      run.creating = false;
     }
+  }
+
+  /** Ends a backend that could not be started, with the cause in one line for its owner to read. */
+  private async recordFailedStart(backendId: string, error: unknown): Promise<void> {
+    const message = oneLine(error instanceof Error ? error.message : String(error));
+    this.log.error({ err: error, backend_id: backendId }, 'spawning failed');
+    await this.store
+      .appendLogs(backendId, [{ time: new Date(), stream: 'berth', line: `berth: the backend could not be started: ${message}` }])
+      .catch((storeError: unknown) => this.log.warn({ err: storeError, backend_id: backendId }, 'storing the failure line failed'));
+    await this.store.record(backendId, 'terminated', { terminationReason: 'internalerror', exitError: true, message });
+  }
+
+  /** A backend of the same key that waited for this one to end may start now. */
+  private async startSuccessor(backendId: string): Promise<void> {
+    const backend = await this.store.findBackend(backendId);
+    if (!backend) return;
+    const successor = await this.store.findWaitingSuccessor(backend);
+    if (successor !== undefined) await this.spawn(successor);
   }
 
   private async waitUntilReady(backend: ScheduledBackend, run: Run, hostPort: number): Promise<void> {
@@ -267,6 +307,8 @@ export class Scheduler {
 
   private onContainerEvent(event: ContainerEvent): void {
     if (!this.active) return;
+    // spawn() removes a container that failed to start and records why; the removal is not a loss.
+    if (this.runs.get(event.backendId)?.creating) return;
     const act = event.type === 'exited' ? this.onExited(event.backendId, event) : this.onRemoved(event.backendId);
     act.catch((error: unknown) => this.log.error({ err: error, backend_id: event.backendId, event: event.type }, 'acting on container event failed'));
   }
@@ -363,9 +405,11 @@ export class Scheduler {
     const buffer: LogLine[] = [];
     let timer: NodeJS.Timeout | undefined;
     let writing = Promise.resolve();
+    let chars = 0;
     const flush = () => {
       clearTimeout(timer);
       timer = undefined;
+      chars = 0;
       const lines = buffer.splice(0);
       writing = writing
         .then(() => this.store.appendLogs(backendId, lines))
@@ -378,8 +422,11 @@ export class Scheduler {
         signal: this.lifetime.signal,
         onLine: (line) => {
           buffer.push(line);
-          if (buffer.length >= LOG_FLUSH_LINES) void flush();
-          else timer ??= setTimeout(() => void flush(), LOG_FLUSH_MS);
+          chars += line.line.length;
+          // Reading waits while a full batch is stored: a burst stays in the engine, not in berth's memory.
+          if (buffer.length >= LOG_FLUSH_LINES || chars >= LOG_FLUSH_CHARS) return flush();
+          timer ??= setTimeout(() => void flush(), LOG_FLUSH_MS);
+          return undefined;
         },
       })
       .catch((error: unknown) => this.log.warn({ err: error, backend_id: backendId }, 'following logs failed'))
@@ -460,5 +507,11 @@ export function spawnSpec(backend: ScheduledBackend, instanceId: string): SpawnS
     },
     ...(backend.mount ? { mount: backend.mount } : {}),
     limits: backend.limits,
+    security: backend.security,
   };
+}
+
+/** An error message as one line (engine messages may carry newlines). */
+function oneLine(text: string): string {
+  return text.replace(/\s*[\r\n]+\s*/g, ' ').trim().slice(0, 1000);
 }

@@ -1,6 +1,6 @@
 import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/backends/backend-status.ts';
 import type { LogLine } from './container-logs.ts';
-import type { BindMount, ResourceLimits, StartedContainer } from './executor.ts';
+import type { BindMount, ContainerSecurity, ResourceLimits, StartedContainer } from './executor.ts';
 
 /** What the scheduler knows of a backend it runs. */
 export interface ScheduledBackend {
@@ -13,6 +13,7 @@ export interface ScheduledBackend {
   env: Record<string, string>;
   mount: BindMount | null;
   limits: ResourceLimits;
+  security?: ContainerSecurity;
   status: BackendStatus;
   containerId: string | null;
   createdAt: Date;
@@ -34,6 +35,10 @@ export interface SchedulerStore {
   latestTermination(id: string): Promise<{ reason: TerminationReason | null; kind: TerminationKind | null } | undefined>;
   /** Remembers where the backend runs; the image digest only when known. */
   setContainer(id: string, container: Omit<StartedContainer, 'imageDigest'> & { imageDigest?: string }): Promise<void>;
+  /** A backend of the same key still being stopped; a new one for the key starts only after it. */
+  findDyingPredecessor(backend: ScheduledBackend): Promise<string | undefined>;
+  /** The backend of a key waiting for its predecessor to end. */
+  findWaitingSuccessor(backend: ScheduledBackend): Promise<string | undefined>;
   /** Ids of backends still `scheduled` that were made before `before`. */
   listScheduledBefore(before: Date): Promise<string[]>;
   /** Ready backends idle past max_idle_seconds or older than lifetime_limit_seconds. */
@@ -47,4 +52,6 @@ export interface SchedulerStore {
   recordMemoryPeak(id: string, bytes: number): Promise<void>;
   /** Drops logs of backends terminated before `before`. */
   deleteExpiredLogs(before: Date): Promise<number>;
+  /** Deletes at most `limit` backends terminated before `before`, with everything recorded of them; returns how many. */
+  deleteExpiredBackends(before: Date, limit: number): Promise<number>;
 }

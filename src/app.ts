@@ -28,7 +28,8 @@ export function createApp(deps: Dependencies, envLoadedAt: Date): Koa<BerthState
     router.allowedMethods({
       throw: true,
       methodNotAllowed: () => new BerthError(405, 'method_not_allowed_error', 'method_not_allowed', 'method not allowed on this route'),
-      notImplemented: () => new BerthError(501, 'invalid_request_error', 'not_implemented', 'method not implemented'),
+      // A method berth serves nowhere (TRACE, say) is as unsupported here as anywhere: 405, not 501.
+      notImplemented: () => new BerthError(405, 'method_not_allowed_error', 'method_not_allowed', 'method not allowed on this route'),
     }),
   );
   return app;

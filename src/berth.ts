@@ -4,6 +4,7 @@ import type Dockerode from 'dockerode';
 import { customAlphabet } from 'nanoid';
 import { DockerExecutor } from '../scheduler/docker-executor.ts';
 import { createDocker } from '../scheduler/docker.ts';
+import { inspectImageReferences } from '../scheduler/images.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { ProxyServer } from '../proxy/proxy-server.ts';
 import { createGuardedServer } from './core/listener-guard.ts';
@@ -21,6 +22,7 @@ import { openStorage, type Storage } from './database.ts';
 import { HealthService } from './health/health.service.ts';
 import type { Logger } from './logger.ts';
 import type { Role } from './roles.ts';
+import { ImagePolicy } from './services/image-policy.ts';
 import { ServiceService } from './services/service.service.ts';
 
 export { ROLES, type Role } from './roles.ts';
@@ -44,6 +46,8 @@ export class Berth {
   private apiServer: http.Server | undefined;
   private proxy: ProxyServer | undefined;
   private stopping: Promise<void> | undefined;
+  /** The admin token generated at this start, if any; shown once. */
+  generatedAdminToken: string | undefined;
 
   private constructor(
     readonly config: BerthConfig,
@@ -52,8 +56,6 @@ export class Berth {
     private readonly storage: Storage,
     private readonly deps: Dependencies,
     private readonly scheduler: Scheduler | undefined,
-    /** The admin token generated at this start, if any; shown once. */
-    readonly generatedAdminToken: string | undefined,
     private readonly startedAt: Date,
     /** Id of this installation, on the labels of every container it starts. */
     readonly instanceId: string,
@@ -65,18 +67,39 @@ export class Berth {
     const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     const role = options.role ?? 'all';
     const docker = options.docker ?? createDocker();
-    const executor = new DockerExecutor(docker, logger);
+    const executor = new DockerExecutor(docker, logger, {
+      network: config.backendNetwork,
+      pidsLimit: config.pidsLimit,
+      logMaxBytes: config.containerLogMaxBytes,
+      logMaxFiles: config.containerLogMaxFiles,
+    });
+    const imagePolicy = new ImagePolicy({
+      imagePrefix: config.imagePrefix,
+      allowedRegistries: config.allowedRegistries,
+      lookup: (reference) => inspectImageReferences(docker, reference),
+    });
     const accounts = new AccountService(storage.db, config.adminToken);
-    const generatedAdminToken = await accounts.bootstrapAdmin(logger);
     const statusHub = await StatusHub.create(storage, logger);
     const logHub = await LogHub.create(storage, logger);
-    const backends = new BackendService({ db: storage.db, engine: executor, mountBaseDir: config.mountBaseDir });
+    const backends = new BackendService({
+      db: storage.db,
+      engine: executor,
+      mountBaseDir: config.mountBaseDir,
+      imagePolicy,
+      limitPolicy: {
+        defaultMemoryBytes: config.defaultMemoryBytes,
+        defaultCpuPercent: config.defaultCpuPercent,
+        maxMemoryBytes: config.maxMemoryBytes,
+        maxCpuPercent: config.maxCpuPercent,
+      },
+      maxBackendsPerAccount: config.maxBackendsPerAccount,
+    });
     const deps: Dependencies = {
       config,
       logger,
       storage,
       accounts,
-      services: new ServiceService({ db: storage.db, docker, logger, imagePrefix: config.imagePrefix }),
+      services: new ServiceService({ db: storage.db, docker, logger, imagePolicy }),
       health: new HealthService(storage.db, docker, startedAt),
       backends,
       statusHub,
@@ -87,16 +110,17 @@ export class Berth {
     let scheduler: Scheduler | undefined;
     if (role === 'scheduler' || role === 'all') {
       scheduler = new Scheduler({
-        store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId),
+        store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId, config.proxyLeaseMs),
         executor,
         logger,
         startupTimeoutMs: config.startupTimeoutMs,
         terminationGraceMs: config.terminationGraceMs,
         sweepIntervalMs: config.sweepIntervalMs,
         logRetentionMs: config.logRetentionMs,
+        backendRetentionMs: config.backendRetentionMs,
       });
     }
-    return new Berth(config, role, logger, storage, deps, scheduler, generatedAdminToken, startedAt, instanceId);
+    return new Berth(config, role, logger, storage, deps, scheduler, startedAt, instanceId);
   }
 
   async start(): Promise<void> {
@@ -108,7 +132,8 @@ export class Berth {
         // API bodies are small JSON: five minutes (Node's default) for a whole request is plenty; SSE answers are not limited.
         { name: 'api', limits: this.config.listenerLimits, logger: this.logger, requestTimeoutMs: API_REQUEST_TIMEOUT_MS },
         createApp(this.deps, this.startedAt).callback(),
-      );      await listen(this.apiServer, this.config.apiPort, this.config.bind);
+      );
+      await listen(this.apiServer, this.config.apiPort, this.config.bind);
     }
     if (this.role === 'proxy' || this.role === 'all') {
       this.proxy = new ProxyServer({
@@ -120,6 +145,8 @@ export class Berth {
       });
       await this.proxy.listen(this.config.proxyPort, this.config.bind);
     }
+    // Only once berth really serves: a start that fails to bind must not use up the one showing of the token.
+    this.generatedAdminToken = await this.deps.accounts.bootstrapAdmin(this.logger);
     this.setState('running');
     this.logger.info(
       { role: this.role, api_port: this.apiPort, proxy_port: this.proxyPort, database: this.storage.kind },

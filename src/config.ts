@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { openFilesLimit, type ListenerLimits } from './core/listener-guard.ts';
 
@@ -46,6 +47,30 @@ export interface BerthConfig {
   readonly listenerLimits: ListenerLimits;
   /** How long the logs of a terminated backend stay readable. Default 7 days. */
   readonly logRetentionMs: number;
+  /** How long a terminated backend (its statuses, tokens and logs) is kept before it is deleted. Default 7 days. */
+  readonly backendRetentionMs: number;
+  /** How long a proxy that stopped reporting still keeps its open connections' backends alive. Default 30 s. */
+  readonly proxyLeaseMs: number;
+  /** Registry hosts images may come from, besides the engine's local images and BERTH_IMAGE_PREFIX's host. Default none. */
+  readonly allowedRegistries: readonly string[];
+  /** Docker network every backend joins; berth creates it without inter-container communication. Default berth-backends. */
+  readonly backendNetwork: string;
+  /** Processes (and threads) one container may hold. Default 512. */
+  readonly pidsLimit: number;
+  /** Size at which a container's json-file log rotates. Default 10 MiB. */
+  readonly containerLogMaxBytes: number;
+  /** Rotated log files kept per container. Default 3. */
+  readonly containerLogMaxFiles: number;
+  /** Memory limit of a backend whose caller asks for none; 0 sends none. Default 1 GiB. */
+  readonly defaultMemoryBytes: number;
+  /** CPU share (100 = one core) of a backend whose caller asks for none; 0 sends none. Default 100. */
+  readonly defaultCpuPercent: number;
+  /** Highest memory_limit_bytes a caller may ask for. Default 8 GiB. */
+  readonly maxMemoryBytes: number;
+  /** Highest cpu_period_percent a caller may ask for. Default 100 × the host's cores. */
+  readonly maxCpuPercent: number;
+  /** Live backends one account may hold; a connect past it gets 429. Default 100. */
+  readonly maxBackendsPerAccount: number;
 }
 
 const port = (fallback: number) =>
@@ -57,6 +82,9 @@ const url = z
   .transform((value) => value.replace(/\/+$/, ''))
   .optional();
 const nonEmpty = z.string().trim().min(1).optional();
+const GIB = 1024 ** 3;
+const count = (fallback: number) => z.coerce.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(fallback);
+const REGISTRY_HOST = /^(localhost|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:]+\])(:\d{1,5})?$/i;
 
 const ENV_SCHEMA = z.object({
   BERTH_API_PORT: port(8080),
@@ -88,12 +116,28 @@ const ENV_SCHEMA = z.object({
   BERTH_TERMINATION_GRACE_SECONDS: seconds(10),
   BERTH_SWEEP_INTERVAL_SECONDS: seconds(1),
   BERTH_LOG_RETENTION_SECONDS: seconds(7 * 24 * 3600),
+  BERTH_BACKEND_RETENTION_SECONDS: seconds(7 * 24 * 3600),
   BERTH_PROXY_WAIT_SECONDS: seconds(30),
+  BERTH_PROXY_LEASE_SECONDS: seconds(30),
   // Node's request-head check must fit inside the API's 300 s request deadline.
   BERTH_HEADER_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(30),
   BERTH_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().max(24 * 3600).default(60),
   BERTH_MAX_CONNECTIONS: z.coerce.number().int().positive().max(10_000_000).optional(),
   BERTH_MAX_CONNECTIONS_PER_CLIENT: z.coerce.number().int().positive().max(10_000_000).optional(),
+  BERTH_ALLOWED_REGISTRIES: z
+    .string()
+    .transform((value) => value.split(',').map((host) => host.trim().toLowerCase()).filter(Boolean))
+    .pipe(z.array(z.string().regex(REGISTRY_HOST, 'must be a comma list of registry hosts such as "registry.example.com:5000"')))
+    .default([]),
+  BERTH_BACKEND_NETWORK: z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}$/, 'must be a Docker network name').default('berth-backends'),
+  BERTH_DEFAULT_PIDS_LIMIT: z.coerce.number().int().min(16).max(4_194_304).default(512),
+  BERTH_CONTAINER_LOG_MAX_BYTES: z.coerce.number().int().min(64 * 1024).max(Number.MAX_SAFE_INTEGER).default(10 * 1024 * 1024),
+  BERTH_CONTAINER_LOG_MAX_FILES: z.coerce.number().int().min(1).max(100).default(3),
+  BERTH_DEFAULT_MEMORY_BYTES: count(GIB),
+  BERTH_DEFAULT_CPU_PERCENT: z.coerce.number().min(0).max(100_000).default(100),
+  BERTH_MAX_MEMORY_BYTES: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(8 * GIB),
+  BERTH_MAX_CPU_PERCENT: z.coerce.number().positive().max(100_000).default(100 * availableParallelism()),
+  BERTH_MAX_BACKENDS_PER_ACCOUNT: z.coerce.number().int().positive().max(Number.MAX_SAFE_INTEGER).default(100),
   BERTH_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 
@@ -124,6 +168,16 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     throw new ConfigError(variable, `${issue?.message ?? 'is invalid'} (got ${JSON.stringify(value)})`);
   }
   const e = parsed.data;
+  // A default above its ceiling would make every plain connect ask for more than any caller may.
+  if (e.BERTH_DEFAULT_MEMORY_BYTES > e.BERTH_MAX_MEMORY_BYTES) {
+    throw new ConfigError('BERTH_DEFAULT_MEMORY_BYTES', `must not exceed BERTH_MAX_MEMORY_BYTES (${e.BERTH_MAX_MEMORY_BYTES})`);
+  }
+  if (e.BERTH_DEFAULT_CPU_PERCENT > e.BERTH_MAX_CPU_PERCENT) {
+    throw new ConfigError('BERTH_DEFAULT_CPU_PERCENT', `must not exceed BERTH_MAX_CPU_PERCENT (${e.BERTH_MAX_CPU_PERCENT})`);
+  }
+  if (e.BERTH_DEFAULT_MEMORY_BYTES > 0 && e.BERTH_DEFAULT_MEMORY_BYTES < 6 * 1024 * 1024) {
+    throw new ConfigError('BERTH_DEFAULT_MEMORY_BYTES', 'must be 0 (none) or at least 6 MiB, the least Docker accepts');
+  }
   const listenerLimits = compileListenerLimits(e);
   const host = e.BERTH_BIND.includes(':') ? `[${e.BERTH_BIND}]` : e.BERTH_BIND;
   return Object.freeze({
@@ -147,6 +201,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     proxyWaitMs: e.BERTH_PROXY_WAIT_SECONDS * 1000,
     listenerLimits,
     logRetentionMs: e.BERTH_LOG_RETENTION_SECONDS * 1000,
+    backendRetentionMs: e.BERTH_BACKEND_RETENTION_SECONDS * 1000,
+    proxyLeaseMs: e.BERTH_PROXY_LEASE_SECONDS * 1000,
+    allowedRegistries: Object.freeze(e.BERTH_ALLOWED_REGISTRIES),
+    backendNetwork: e.BERTH_BACKEND_NETWORK,
+    pidsLimit: e.BERTH_DEFAULT_PIDS_LIMIT,
+    containerLogMaxBytes: e.BERTH_CONTAINER_LOG_MAX_BYTES,
+    containerLogMaxFiles: e.BERTH_CONTAINER_LOG_MAX_FILES,
+    defaultMemoryBytes: e.BERTH_DEFAULT_MEMORY_BYTES,
+    defaultCpuPercent: e.BERTH_DEFAULT_CPU_PERCENT,
+    maxMemoryBytes: e.BERTH_MAX_MEMORY_BYTES,
+    maxCpuPercent: e.BERTH_MAX_CPU_PERCENT,
+    maxBackendsPerAccount: e.BERTH_MAX_BACKENDS_PER_ACCOUNT,
   });
 }
 

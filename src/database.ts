@@ -12,6 +12,8 @@ import type {
   BackendTable,
   ConnectionTokenTable,
   InstallationTable,
+  ProxyConnectionTable,
+  ProxyTable,
 } from './backends/backend.table.ts';
 import { MIGRATIONS } from './migrations/index.ts';
 import type { Logger } from './logger.ts';
@@ -27,6 +29,8 @@ export interface Database {
   backend_keys: BackendKeyTable;
   connection_tokens: ConnectionTokenTable;
   backend_logs: BackendLogTable;
+  proxies: ProxyTable;
+  proxy_connections: ProxyConnectionTable;
 }
 
 export type StorageKind = 'postgres' | 'pglite';
@@ -66,7 +70,8 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
 }
 
 function openPostgres(databaseUrl: string, logger: Logger): Storage {
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
+  // A bounded connect wait: while the database is away, requests fail fast with 503 instead of queueing.
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 10, connectionTimeoutMillis: 5000 });
   // An idle client losing its connection must not crash berth; the pool replaces it.
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
@@ -189,4 +194,20 @@ async function migrateToLatest(db: Kysely<Database>, logger: Logger): Promise<vo
     if (result.status === 'Error') logger.error({ migration: result.migrationName }, 'migration failed');
   }
   if (error) throw new Error('database migration failed', { cause: error });
+}
+
+/** SQLSTATE classes and codes that mean "the database is not there right now", not "the query is wrong". */
+const UNAVAILABLE_SQLSTATES = /^(08|57P0[1-3]|53300)/;
+const UNAVAILABLE_SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
+const UNAVAILABLE_MESSAGES = /Connection terminated|connection error|timeout exceeded when trying to connect|Client was closed|not queryable|Connection ended/i;
+
+/** True when an error (or one of its causes) says the database could not be reached. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; current = current.cause, depth++) {
+    const code = (current as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNAVAILABLE_SOCKET_CODES.has(code) || UNAVAILABLE_SQLSTATES.test(code))) return true;
+    if (UNAVAILABLE_MESSAGES.test(current.message)) return true;
+    if (current instanceof AggregateError && current.errors.some((inner) => isDatabaseUnavailable(inner))) return true;
+  }
+  return false;
 }

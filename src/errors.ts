@@ -85,6 +85,13 @@ export class UnavailableError extends BerthError {
   }
 }
 
+/** The database did not answer; nothing was written. */
+export class DatabaseUnavailableError extends UnavailableError {
+  constructor(cause: unknown) {
+    super('database_unavailable', 'the database is not reachable right now; retry shortly', { cause, headers: { 'Retry-After': '2' } });
+  }
+}
+
 export interface ErrorBody {
   error: {
     message: string;

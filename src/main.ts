@@ -28,11 +28,11 @@ program
     }
     const logger = createLogger(config.logLevel);
     const berth = await Berth.create({ config, logger, role: options.role });
+    await berth.start();
     if (berth.generatedAdminToken) {
       // Printed once, on the start that generated it; only its hash is kept.
       console.log(`berth: generated admin token (shown only now, keep it): ${berth.generatedAdminToken}`);
     }
-    await berth.start();
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'stopping berth');
       berth.stop().then(

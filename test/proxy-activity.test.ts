@@ -1,22 +1,28 @@
 import { describe, expect, it } from 'vitest';
 import { createLogger } from '../src/logger.ts';
-import { ActivityTracker } from '../proxy/activity.ts';
+import { ActivityTracker, type ActivityReport } from '../proxy/activity.ts';
 
 function trackerWithSink() {
   const writes: string[][] = [];
+  const reports: ActivityReport[] = [];
+  const removed: string[] = [];
   let failNext = false;
   const sink = {
-    async recordActivity(ids: readonly string[]) {
+    async recordActivity(report: ActivityReport) {
       if (failNext) {
         failNext = false;
         throw new Error('database down');
       }
-      writes.push([...ids].sort());
+      reports.push(report);
+      if (report.touched.length > 0) writes.push([...report.touched].sort());
+    },
+    async removeProxy(proxyId: string) {
+      removed.push(proxyId);
     },
   };
   // A long interval: the test flushes by hand.
   const tracker = new ActivityTracker(sink, createLogger('silent'), 60_000);
-  return { tracker, writes, failNextWrite: () => (failNext = true) };
+  return { tracker, writes, reports, removed, failNextWrite: () => (failNext = true) };
 }
 
 describe('proxy activity', () => {
@@ -54,11 +60,25 @@ describe('proxy activity', () => {
     expect(writes).toEqual([['a']]);
   });
 
-  it('writes what is left when it stops', async () => {
-    const { tracker, writes } = trackerWithSink();
+  it('writes what is left when it stops, then leaves the proxies table', async () => {
+    const { tracker, writes, removed } = trackerWithSink();
     tracker.start();
     tracker.begin('a');
     await tracker.stop();
-    expect(writes).toEqual([['a']]);
+    expect(writes.at(-1)).toEqual(['a']);
+    expect(removed).toEqual([tracker.proxyId]);
+  });
+
+  it('reports a heartbeat with the open connections on every flush, idle or not', async () => {
+    const { tracker, reports } = trackerWithSink();
+    await tracker.flush();
+    tracker.begin('a');
+    tracker.begin('a');
+    await tracker.flush();
+    tracker.end('a');
+    tracker.end('a');
+    await tracker.flush();
+    expect(reports.map((report) => [...report.open])).toEqual([[], [['a', 2]], []]);
+    expect(new Set(reports.map((report) => report.proxyId))).toEqual(new Set([tracker.proxyId]));
   });
 });

@@ -27,6 +27,7 @@ class FakeStore implements ProxyStore {
     return this.backend && { ...this.backend };
   }
   async recordActivity(): Promise<void> {}
+  async removeProxy(): Promise<void> {}
   subscribe(listener: (event: StatusEvent) => void): () => void {
     this.listener = listener;
     return () => (this.listener = undefined);
@@ -41,7 +42,7 @@ function record(status: BackendStatus, statusId: number, hostPort: number | null
 }
 
 function event(status: BackendStatus, id: number): StatusEvent {
-  return { id, backendId: 'b1', status, time: new Date(), lastStatus: null, terminationReason: null, terminationKind: null, exitError: null, exitCode: null };
+  return { id, backendId: 'b1', status, time: new Date(), lastStatus: null, terminationReason: null, terminationKind: null, exitError: null, exitCode: null, message: null };
 }
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));

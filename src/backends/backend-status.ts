@@ -32,6 +32,8 @@ export interface StatusDetails {
   terminationKind?: TerminationKind | null;
   exitError?: boolean | null;
   exitCode?: number | null;
+  /** Why, in one line, when berth itself ended the backend (a failed start). */
+  message?: string | null;
 }
 
 /** One recorded step of a backend's lifecycle, as stored and as streamed. */
@@ -46,6 +48,7 @@ export interface StatusEvent {
   terminationKind: TerminationKind | null;
   exitError: boolean | null;
   exitCode: number | null;
+  message: string | null;
 }
 
 /** The public shape (status endpoint and stream): no exit code, absent fields left out. */
@@ -65,5 +68,6 @@ export function statusEventToJson(event: StatusEvent): Record<string, unknown> {
     ...statusEventToPublicJson(event),
     ...(event.lastStatus ? { last_status: event.lastStatus } : {}),
     ...(event.status === 'terminated' ? { exit_code: event.exitCode } : {}),
+    ...(event.message ? { message: event.message } : {}),
   };
 }

@@ -51,8 +51,13 @@ export function backendController(router: BerthRouter, authenticated: BerthMiddl
   router.get('/v2/backend/:id/status/stream', async (ctx) => {
     allowCors(ctx);
     const id = backendIdParam(ctx);
-    await ctx.deps.backends.requireBackend(id);
+    const backend = await ctx.deps.backends.requireBackend(id);
     const resumeFrom = Number(ctx.get('Last-Event-ID')) || 0;
+    // A browser's EventSource reconnects after the stream ends; 204 is what makes it stop for good.
+    if (resumeFrom > 0 && backend.status === 'terminated' && (await ctx.deps.backends.statusHistory(id, resumeFrom)).length === 0) {
+      ctx.status = 204;
+      return;
+    }
     streamStatuses(ctx, id, resumeFrom);
   });
 
@@ -82,7 +87,7 @@ export function backendController(router: BerthRouter, authenticated: BerthMiddl
       backends: backends.map((backend) => ({
         ...backendToJson(backend),
         ready_timestamp: backend.readyAt?.toISOString() ?? null,
-        status: { status: backend.status, time: backend.statusTime.toISOString() },
+        status: currentStatusJson(backend),
       })),
     });
   });
@@ -94,7 +99,7 @@ export function backendController(router: BerthRouter, authenticated: BerthMiddl
     sendJson(ctx, {
       running_backends: backends.map((backend) => ({
         ...backendToJson(backend),
-        status: { status: backend.status, time: backend.statusTime.toISOString() },
+        status: currentStatusJson(backend),
       })),
     });
   });
@@ -143,4 +148,10 @@ function backendToJson(backend: Backend) {
     max_mem_bytes: backend.maxMemBytes,
     service_name: backend.serviceName,
   };
+}
+
+/** The same shape as GET /v2/backend/{id}/status. */
+function currentStatusJson(backend: Backend): Record<string, unknown> {
+  if (backend.latestStatus) return statusEventToPublicJson(backend.latestStatus);
+  return { status: backend.status, time: backend.statusTime.toISOString() };
 }

@@ -1,8 +1,8 @@
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Insertable, type Kysely, type Transaction } from 'kysely';
 import { hashConnectionToken } from '../core/token-hash.ts';
 import type { Database } from '../database.ts';
 import type { BackendStatus } from './backend-status.ts';
-import type { BackendRow, BackendStatusRow, NewBackendRow } from './backend.table.ts';
+import type { BackendRow, BackendStatusRow, BackendStatusTable, NewBackendRow } from './backend.table.ts';
 
 /** Channel every status row is announced on, with the row as JSON. */
 export const STATUS_CHANNEL = 'berth_backend_status';
@@ -27,8 +27,44 @@ export async function findLiveBackendByKey(
     .where('account_name', '=', accountName)
     .where('service_name', '=', serviceName)
     .where('key', '=', key)
-    .where('status', '<>', 'terminated')
+    .where('status', 'not in', ['terminating', 'hard-terminating', 'terminated'])
     .executeTakeFirst();
+}
+
+/** A backend of the key that is still being stopped: a new one for the key waits for it. */
+export async function findDyingBackendOfKey(
+  db: Kysely<Database>,
+  accountName: string,
+  serviceName: string,
+  key: string,
+): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('backends')
+    .select('id')
+    .where('account_name', '=', accountName)
+    .where('service_name', '=', serviceName)
+    .where('key', '=', key)
+    .where('status', 'in', ['terminating', 'hard-terminating'])
+    .executeTakeFirst();
+  return row?.id;
+}
+
+/** The backend of a key that waits for its predecessor to end. */
+export async function findWaitingBackendOfKey(
+  db: Kysely<Database>,
+  accountName: string,
+  serviceName: string,
+  key: string,
+): Promise<string | undefined> {
+  const row = await db
+    .selectFrom('backends')
+    .select('id')
+    .where('account_name', '=', accountName)
+    .where('service_name', '=', serviceName)
+    .where('key', '=', key)
+    .where('status', '=', 'scheduled')
+    .executeTakeFirst();
+  return row?.id;
 }
 
 /**
@@ -74,7 +110,7 @@ export async function insertBackend(trx: Transaction<Database>, backend: NewBack
 
 export async function insertStatusRow(
   trx: Transaction<Database>,
-  row: Omit<BackendStatusRow, 'id'>,
+  row: Omit<Insertable<BackendStatusTable>, 'id'>,
 ): Promise<BackendStatusRow> {
   const inserted = await trx.insertInto('backend_statuses').values(row).returningAll().executeTakeFirstOrThrow();
   await trx.updateTable('backends').set({ status: row.status, status_time: row.time }).where('id', '=', row.backend_id).execute();
@@ -143,6 +179,21 @@ export interface NewConnectionToken {
 /** Only the token's hash is written: the URL it is part of must not be readable from the database. */
 function connectionTokenRow({ token, auth, ...rest }: NewConnectionToken) {
   return { ...rest, token_hash: hashConnectionToken(token), auth: auth === null ? null : JSON.stringify(auth) };
+}
+
+/**
+ * Deletes at most `limit` backends terminated before `before`; their statuses,
+ * connection tokens and logs go with them (ON DELETE CASCADE). Key rows stay,
+ * so that a key's fencing token keeps rising.
+ */
+export async function deleteTerminatedBackends(db: Kysely<Database>, before: Date, limit: number): Promise<number> {
+  const result = await db
+    .deleteFrom('backends')
+    .where('id', 'in', (eb) =>
+      eb.selectFrom('backends').select('id').where('status', '=', 'terminated').where('status_time', '<', before).limit(limit),
+    )
+    .executeTakeFirst();
+  return Number(result.numDeletedRows);
 }
 
 export async function markServiceSpawned(trx: Transaction<Database>, accountName: string, serviceName: string, environment: string, at: Date): Promise<void> {
@@ -220,18 +271,52 @@ export async function raiseMaxMemory(db: Kysely<Database>, id: string, bytes: nu
     .execute();
 }
 
-/** Idle or past their lifetime, as of `now`; `ready` ones only, the others are still starting or stopping. */
-export async function listSweepableBackends(db: Kysely<Database>, now: Date): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>> {
+/**
+ * Idle or past their lifetime, as of `now`; `ready` ones only, the others are
+ * still starting or stopping. Idle means: no activity for max_idle_seconds, no
+ * open connection through any live proxy (one whose heartbeat is within
+ * `proxyLeaseMs`), and every live proxy has reported since the backend's idle
+ * deadline passed, so that a late report is never taken for idleness.
+ */
+export async function listSweepableBackends(
+  db: Kysely<Database>,
+  now: Date,
+  proxyLeaseMs: number,
+): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>> {
+  const liveSince = new Date(now.getTime() - proxyLeaseMs);
+  const idleDeadline = sql<Date>`b.last_activity_at + make_interval(secs => b.max_idle_seconds)`;
   const rows = await db
-    .selectFrom('backends')
-    .select(['id', 'created_at', 'lifetime_limit_seconds'])
-    .where('status', '=', 'ready')
+    .selectFrom('backends as b')
+    .select(['b.id', 'b.created_at', 'b.lifetime_limit_seconds'])
+    .where('b.status', '=', 'ready')
     .where((eb) =>
       eb.or([
-        eb('last_activity_at', '<', sql<Date>`${now}::timestamptz - make_interval(secs => max_idle_seconds)`),
         eb.and([
-          eb('lifetime_limit_seconds', 'is not', null),
-          eb('created_at', '<', sql<Date>`${now}::timestamptz - make_interval(secs => lifetime_limit_seconds)`),
+          eb(idleDeadline, '<', sql<Date>`${now}::timestamptz`),
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('proxy_connections as pc')
+                .innerJoin('proxies as p', 'p.id', 'pc.proxy_id')
+                .select(sql`1`.as('one'))
+                .whereRef('pc.backend_id', '=', 'b.id')
+                .where('pc.open_count', '>', 0)
+                .where('p.heartbeat_at', '>=', liveSince),
+            ),
+          ),
+          eb.not(
+            eb.exists(
+              eb
+                .selectFrom('proxies as p')
+                .select(sql`1`.as('one'))
+                .where('p.heartbeat_at', '>=', liveSince)
+                .where('p.heartbeat_at', '<=', idleDeadline),
+            ),
+          ),
+        ]),
+        eb.and([
+          eb('b.lifetime_limit_seconds', 'is not', null),
+          eb('b.created_at', '<', sql<Date>`${now}::timestamptz - make_interval(secs => b.lifetime_limit_seconds)`),
         ]),
       ]),
     )
@@ -263,4 +348,18 @@ export async function findReadyTimes(db: Kysely<Database>, backendIds: string[])
     .groupBy('backend_id')
     .execute();
   return new Map(rows.map((row) => [row.backend_id, new Date(row.ready_at)]));
+}
+
+/** The newest status row of each backend of a list, in one query. */
+export async function findLatestStatusRows(db: Kysely<Database>, backendIds: string[]): Promise<Map<string, BackendStatusRow>> {
+  if (backendIds.length === 0) return new Map();
+  const rows = await db
+    .selectFrom('backend_statuses')
+    .selectAll()
+    .distinctOn('backend_id')
+    .where('backend_id', 'in', backendIds)
+    .orderBy('backend_id')
+    .orderBy('id', 'desc')
+    .execute();
+  return new Map(rows.map((row) => [row.backend_id, row]));
 }

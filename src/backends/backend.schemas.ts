@@ -6,6 +6,8 @@ import { IMAGE_TAG } from '../services/service.schemas.ts';
 export const RESERVED_ENV_NAMES = ['PORT', 'SESSION_BACKEND_ID', 'SESSION_BACKEND_KEY', 'SESSION_BACKEND_FENCING_TOKEN'] as const;
 
 const DAY_SECONDS = 24 * 3600;
+/** PostgreSQL text cannot hold NUL, and no header or environment can carry it. */
+const NO_NUL = z.string().regex(/^[^\u0000]*$/, 'may not contain NUL characters');
 /** Docker refuses memory limits below 6 MiB. */
 const MIN_MEMORY_BYTES = 6 * 1024 * 1024;
 
@@ -30,7 +32,7 @@ const RESOURCE_LIMITS = z
 const EXECUTABLE = z.strictObject({
   mount: z.union([z.boolean(), z.string().min(1).max(1024)], { error: 'must be true, false or a path' }).optional(),
   env: z
-    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,255}$/, 'must be an environment variable name'), z.string().max(32_768))
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,255}$/, 'must be an environment variable name'), NO_NUL.max(32_768))
     .optional(),
   resource_limits: RESOURCE_LIMITS.optional(),
 });
@@ -49,7 +51,7 @@ export type SpawnConfig = z.output<typeof SPAWN_CONFIG>;
  * bad nested field is named exactly instead of as "no union member matched".
  */
 export const CONNECT_BODY = z.strictObject({
-  key: z.string().min(1).max(256).optional(),
+  key: NO_NUL.min(1).max(256).optional(),
   // It travels in the x-verified-username header, where control characters cannot go.
   user: z.string().max(256).regex(/^[^\x00-\x1f\x7f]*$/, 'may not contain control characters').optional(),
   auth: z.record(z.string(), z.unknown()).optional(),

@@ -7,10 +7,14 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
 import { parseInput } from '../http/validation.ts';
 import { DockerUnavailableError, ServiceNotFoundError } from '../services/service.service.ts';
 import { findService, listEnvironments } from '../services/service.repository.ts';
+import type { ImagePolicy } from '../services/image-policy.ts';
+import { checkAccountBackendLimit } from './account-quota.ts';
+import { checkLimitCeilings, withLimitDefaults, type LimitPolicy } from './resource-limits.ts';
 import type { BackendStatus, StatusEvent } from './backend-status.ts';
 import {
   countBackendsByStatus,
   findBackend,
+  findLatestStatusRows,
   findLiveBackendByKey,
   findReadyTimes,
   incrementFencingToken,
@@ -26,14 +30,14 @@ import {
   markServiceSpawned,
 } from './backend.repository.ts';
 import { RESERVED_ENV_NAMES, SPAWN_CONFIG, type CONNECT_BODY, type SpawnConfig } from './backend.schemas.ts';
-import type { BackendRow } from './backend.table.ts';
+import type { BackendRow, BackendStatusRow } from './backend.table.ts';
 import { resolveMount } from './mounts.ts';
 import { StatusRecorder, statusRowToEvent } from './status-recorder.ts';
+import { checkAuth } from './connect-input.ts';
 import type { z } from 'zod';
 
 const newBackendId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
 export const DEFAULT_MAX_IDLE_SECONDS = 300;
-const MAX_AUTH_BYTES = 4096;
 
 export type ConnectBody = z.output<typeof CONNECT_BODY>;
 
@@ -57,6 +61,8 @@ export interface Backend {
   createdAt: Date;
   status: BackendStatus;
   statusTime: Date;
+  /** The current status with its details, when it was read. */
+  latestStatus: StatusEvent | null;
   /** Set once the container exists. */
   containerId: string | null;
 }
@@ -86,24 +92,40 @@ export class NoBackendForKeyError extends NotFoundError {
 
 export interface EngineProbe {
   capabilities(): Promise<EngineCapabilities>;
+  /** Resolves when the engine answers. */
+  ping(): Promise<void>;
 }
+
+/** A successful ping is trusted this long, so that a burst of connects costs one round trip. */
+const ENGINE_PING_TTL_MS = 1000;
 
 export interface BackendServiceOptions {
   db: Kysely<Database>;
   engine: EngineProbe;
   mountBaseDir: string | undefined;
+  /** Which image a service may run (src/services/image-policy.ts). */
+  imagePolicy: ImagePolicy;
+  limitPolicy: LimitPolicy;
+  /** BERTH_MAX_BACKENDS_PER_ACCOUNT. */
+  maxBackendsPerAccount: number;
 }
 
 export class BackendService {
   private readonly db: Kysely<Database>;
   private readonly engine: EngineProbe;
   private readonly mountBaseDir: string | undefined;
+  private readonly imagePolicy: ImagePolicy;
+  private readonly limitPolicy: LimitPolicy;
+  private readonly maxBackendsPerAccount: number;
   readonly recorder: StatusRecorder;
 
   constructor(options: BackendServiceOptions) {
     this.db = options.db;
     this.engine = options.engine;
     this.mountBaseDir = options.mountBaseDir;
+    this.imagePolicy = options.imagePolicy;
+    this.limitPolicy = options.limitPolicy;
+    this.maxBackendsPerAccount = options.maxBackendsPerAccount;
     this.recorder = new StatusRecorder(options.db);
   }
 
@@ -113,10 +135,7 @@ export class BackendService {
    */
   async connect(accountName: string, serviceName: string, environmentName: string, body: ConnectBody): Promise<ConnectResult> {
     const spawn = parseSpawn(body.spawn);
-    const auth = body.auth ?? null;
-    if (auth && Buffer.byteLength(JSON.stringify(auth)) > MAX_AUTH_BYTES) {
-      throw new ValidationError('body.auth', `"body.auth" must serialize to at most ${MAX_AUTH_BYTES} bytes of JSON (it travels in a header)`);
-    }
+    const auth = checkAuth(body.auth);
     const connection = { username: body.user ?? null, auth };
     // A held key proves its service exists (backends go with their service): no other read is needed.
     if (body.key !== undefined) {
@@ -142,20 +161,21 @@ export class BackendService {
       throw new ValidationError(`body.spawn.executable.env.${reserved}`, `"${reserved}" is set by berth in every backend and cannot be overridden`, 'reserved_env_var');
     }
     const limits = await this.checkLimits(spawn);
+    await this.requireEngine();
     const backendId = newBackendId();
+    // A key-less backend holds its own id as key, so that it too has a key and a fencing token (as in Plane).
+    const key = body.key ?? backendId;
     const mount = await resolveMount(this.mountBaseDir, spawn.executable?.mount, { accountName, serviceName, key: body.key, backendId });
     const tag = spawn.tag ?? environment.image_tag;
-    const image = tag.startsWith('sha256:') ? tag : `${service.image_repository}:${tag}`;
+    const image = await this.imagePolicy.imageReference(service.image_repository, tag, spawn.tag !== undefined ? 'body.spawn.tag' : `environments.${environmentName}.image_tag`);
 
     return this.db.transaction().execute(async (trx) => {
-      let fencingToken: number | null = null;
-      if (body.key !== undefined) {
-        await lockKey(trx, accountName, serviceName, body.key);
-        // Another connect may have spawned for this key while we waited for the lock.
-        const held = await findLiveBackendByKey(trx, accountName, serviceName, body.key);
-        if (held) return this.joinBackend(held, connection, trx);
-        fencingToken = await incrementFencingToken(trx, accountName, serviceName, body.key);
-      }
+      await lockKey(trx, accountName, serviceName, key);
+      // Another connect may have spawned for this key while we waited for the lock.
+      const held = await findLiveBackendByKey(trx, accountName, serviceName, key);
+      if (held) return this.joinBackend(held, connection, trx);
+      await checkAccountBackendLimit(trx, accountName, this.maxBackendsPerAccount);
+      const fencingToken = await incrementFencingToken(trx, accountName, serviceName, key);
       const now = new Date();
       const secretToken = nanoid(43);
       await insertBackend(trx, {
@@ -164,7 +184,7 @@ export class BackendService {
         service_name: serviceName,
         environment_name: environmentName,
         cluster: environment.cluster,
-        key: body.key ?? null,
+        key,
         fencing_token: fencingToken,
         image,
         image_digest: null,
@@ -174,6 +194,11 @@ export class BackendService {
         env: JSON.stringify(env),
         mount: mount ? JSON.stringify(mount) : null,
         resource_limits: JSON.stringify(limits),
+        container_security: JSON.stringify({
+          ...(service.container_user !== null ? { user: service.container_user } : {}),
+          ...(service.read_only_root ? { readOnlyRoot: true } : {}),
+          ...(service.cap_add.length > 0 ? { capAdd: service.cap_add } : {}),
+        }),
         status: 'scheduled',
         status_time: now,
         container_id: null,
@@ -191,6 +216,7 @@ export class BackendService {
         termination_kind: null,
         exit_error: null,
         exit_code: null,
+        message: null,
       });
       const token = nanoid(32);
       await insertConnectionToken(trx, { token, backend_id: backendId, ...connection });
@@ -210,10 +236,24 @@ export class BackendService {
     return { backendId: backend.id, spawned: false, status: backend.status, token, secretToken: backend.secret_token };
   }
 
-  /** Maps the requested limits, refusing any the engine cannot enforce. */
+  private engineAnsweredAt = 0;
+
+  /** A new backend needs an engine: without one, connect answers 503 and writes nothing. */
+  private async requireEngine(): Promise<void> {
+    if (performance.now() - this.engineAnsweredAt < ENGINE_PING_TTL_MS) return;
+    try {
+      await this.engine.ping();
+    } catch (error) {
+      throw new DockerUnavailableError(error);
+    }
+    this.engineAnsweredAt = performance.now();
+  }
+
+  /** Maps the requested limits, refusing any above the ceilings or that the engine cannot enforce; fills in the defaults. */
   private async checkLimits(spawn: SpawnConfig): Promise<ResourceLimits> {
     const requested = spawn.executable?.resource_limits;
-    if (!requested) return {};
+    if (!requested) return withLimitDefaults({}, this.limitPolicy);
+    checkLimitCeilings(requested, this.limitPolicy);
     let capabilities: EngineCapabilities;
     try {
       capabilities = await this.engine.capabilities();
@@ -229,14 +269,14 @@ export class BackendService {
     if (requested.disk_limit_bytes !== undefined && !capabilities.diskLimit) {
       throw refuse('disk_limit_bytes', 'its storage driver does not enforce a size (needs overlay2 on xfs with pquota, btrfs, zfs or devicemapper)');
     }
-    return {
+    return withLimitDefaults({
       ...(requested.memory_limit_bytes !== undefined ? { memoryLimitBytes: requested.memory_limit_bytes } : {}),
       ...(requested.cpu_period_percent !== undefined
         ? { cpuPeriodPercent: requested.cpu_period_percent, ...(requested.cpu_period !== undefined ? { cpuPeriod: requested.cpu_period } : {}) }
         : {}),
       ...(requested.cpu_time_limit !== undefined ? { cpuTimeLimitSeconds: requested.cpu_time_limit } : {}),
       ...(requested.disk_limit_bytes !== undefined ? { diskLimitBytes: requested.disk_limit_bytes } : {}),
-    };
+    }, this.limitPolicy);
   }
 
   async terminate(backend: Backend, hard: boolean): Promise<void> {
@@ -276,12 +316,15 @@ export class BackendService {
   ): Promise<Array<Backend & { readyAt: Date | null }>> {
     if (!(await findService(this.db, accountName, serviceName))) throw new ServiceNotFoundError(accountName, serviceName);
     const rows = await listServiceBackends(this.db, accountName, serviceName, { ...range, limit: 1000 });
-    const readyTimes = await findReadyTimes(this.db, rows.map((row) => row.id));
-    return rows.map((row) => ({ ...backendRowToBackend(row), readyAt: readyTimes.get(row.id) ?? null }));
+    const ids = rows.map((row) => row.id);
+    const [readyTimes, latest] = await Promise.all([findReadyTimes(this.db, ids), findLatestStatusRows(this.db, ids)]);
+    return rows.map((row) => ({ ...backendRowToBackend(row, latest.get(row.id)), readyAt: readyTimes.get(row.id) ?? null }));
   }
 
   async listRunningBackends(accountName: string): Promise<Backend[]> {
-    return (await listLiveBackends(this.db, accountName)).map(backendRowToBackend);
+    const rows = await listLiveBackends(this.db, accountName);
+    const latest = await findLatestStatusRows(this.db, rows.map((row) => row.id));
+    return rows.map((row) => backendRowToBackend(row, latest.get(row.id)));
   }
 
   async countByStatus(): Promise<Map<BackendStatus, number>> {
@@ -298,7 +341,8 @@ function parseSpawn(spawn: unknown): SpawnConfig | null {
   return parseInput(SPAWN_CONFIG, spawn, 'body.spawn');
 }
 
-export function backendRowToBackend(row: BackendRow): Backend {
+/** `latest` (the newest status row) gives the whole current status; without it, only its name and time are known. */
+export function backendRowToBackend(row: BackendRow, latest?: BackendStatusRow): Backend {
   return {
     id: row.id,
     accountName: row.account_name,
@@ -311,6 +355,7 @@ export function backendRowToBackend(row: BackendRow): Backend {
     createdAt: row.created_at,
     status: row.status,
     statusTime: row.status_time,
+    latestStatus: latest ? statusRowToEvent(latest) : null,
     containerId: row.container_id,
   };
 }

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated, Insertable, JSONColumnType, Selectable } from 'kysely';
-import type { BindMount, ResourceLimits } from '../../scheduler/executor.ts';
+import type { BindMount, ContainerSecurity, ResourceLimits } from '../../scheduler/executor.ts';
 import type { BackendStatus } from './backend-status.ts';
 
 /** pg returns bigint columns as strings; berth's bigints (fencing tokens, bytes) fit a number. */
@@ -24,6 +24,8 @@ export interface BackendTable {
   /** Rows written before mounts were confined have no `base`: the scheduler refuses to mount them. */
   mount: JSONColumnType<BindMount | null, string | null, string | null>;
   resource_limits: JSONColumnType<ResourceLimits>;
+  /** The service's user, read-only root and added capabilities, as they were at connect. */
+  container_security: JSONColumnType<ContainerSecurity>;
   /** Latest status, kept beside the history for cheap "live" queries. */
   status: BackendStatus;
   status_time: Date;
@@ -44,6 +46,20 @@ export interface BackendStatusTable {
   termination_kind: string | null;
   exit_error: boolean | null;
   exit_code: number | null;
+  /** Why, in one line: set when berth itself ended the backend (a failed start). */
+  message: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+export interface ProxyTable {
+  id: string;
+  heartbeat_at: Date;
+}
+
+/** Open requests and WebSockets of one proxy process to one backend, as of its last heartbeat. */
+export interface ProxyConnectionTable {
+  proxy_id: string;
+  backend_id: string;
+  open_count: number;
 }
 
 export interface BackendKeyTable {

@@ -2,7 +2,9 @@ import type { Kysely } from 'kysely';
 import type { BackendRouteState, ProxyStore, TokenRecord } from '../../proxy/store.ts';
 import type { Database } from '../database.ts';
 import type { StatusEvent } from './backend-status.ts';
-import { findBackendRoute, findTokenRoute, touchBackendsActivity } from './proxy.repository.ts';
+import { findBackendRoute, findTokenRoute } from './proxy.repository.ts';
+import type { ActivityReport } from '../../proxy/activity.ts';
+import { deleteProxy, writeActivityReport } from './activity.repository.ts';
 import type { StatusHub } from './status-hub.ts';
 
 /** The proxy's storage, on the database. */
@@ -33,8 +35,12 @@ export class DatabaseProxyStore implements ProxyStore {
     return row && { status: row.status, statusId: Number(row.status_id ?? 0), hostPort: row.host_port };
   }
 
-  recordActivity(backendIds: readonly string[], at: Date): Promise<void> {
-    return touchBackendsActivity(this.db, backendIds, at);
+  recordActivity(report: ActivityReport): Promise<void> {
+    return writeActivityReport(this.db, report);
+  }
+
+  removeProxy(proxyId: string): Promise<void> {
+    return deleteProxy(this.db, proxyId);
   }
 
   subscribe(listener: (event: StatusEvent) => void): () => void {

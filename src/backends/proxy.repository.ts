@@ -45,14 +45,3 @@ export async function findBackendRoute(db: Kysely<Database>, backendId: string):
     .where('b.id', '=', backendId)
     .executeTakeFirst();
 }
-
-/** One statement for any number of backends; last_activity_at never moves backwards. */
-export async function touchBackendsActivity(db: Kysely<Database>, backendIds: readonly string[], at: Date): Promise<void> {
-  if (backendIds.length === 0) return;
-  await db
-    .updateTable('backends')
-    .set({ last_activity_at: at })
-    .where('id', 'in', backendIds)
-    .where('last_activity_at', '<', at)
-    .execute();
-}

@@ -5,6 +5,9 @@ import type { Database } from '../database.ts';
 import type { BackendStatus } from './backend-status.ts';
 import { backendUrls } from './backend-urls.ts';
 import { findTokenRoute } from './proxy.repository.ts';
+import { latestStatusRow } from './backend.repository.ts';
+
+const STOPPING: readonly BackendStatus[] = ['terminating', 'hard-terminating', 'terminated'];
 
 /** What the ready page of one connection shows. */
 export interface ReadyPage {
@@ -13,6 +16,8 @@ export interface ReadyPage {
   /** The connection URL the page sends the browser to once the backend is ready. */
   url: string;
   statusStreamUrl: string;
+  /** Why the backend stopped, when it has: the reason and berth's own one-line cause, if any. */
+  stopped: { reason: string | null; message: string | null } | null;
 }
 
 export interface HtmlPage {
@@ -25,9 +30,11 @@ export interface HtmlPage {
 export async function findReadyPage(db: Kysely<Database>, config: BerthConfig, backendId: string, token: string): Promise<ReadyPage | undefined> {
   const route = await findTokenRoute(db, token);
   if (!route || route.backend_id !== backendId) return undefined;
+  const latest = STOPPING.includes(route.status) ? await latestStatusRow(db, backendId) : undefined;
   return {
     backendId,
     status: route.status,
+    stopped: latest ? { reason: latest.termination_reason, message: latest.message ?? null } : null,
     url: backendUrls(config, backendId, token).url,
     statusStreamUrl: `${config.publicApiUrl}/v2/backend/${backendId}/status/stream`,
   };
@@ -39,6 +46,7 @@ export async function findReadyPage(db: Kysely<Database>, config: BerthConfig, b
  * Without JavaScript it still shows the status and the link.
  */
 export function renderReadyPage(page: ReadyPage, publicApiUrl: string): HtmlPage {
+  if (page.stopped) return renderStoppedPage(page, page.stopped, publicApiUrl);
   const nonce = randomBytes(16).toString('base64');
   const config = { url: page.url, stream: page.statusStreamUrl };
   const body = htmlDocument(
@@ -54,6 +62,23 @@ export function renderReadyPage(page: ReadyPage, publicApiUrl: string): HtmlPage
 const page = ${jsonForScript(config)};
 ${SCRIPT}
 </script>`,
+  );
+  return { status: 200, headers: pageHeaders(nonce, publicApiUrl), body };
+}
+
+/** A backend that stopped or is stopping will not become ready: say so, and why, with nothing to follow. */
+function renderStoppedPage(page: ReadyPage, stopped: { reason: string | null; message: string | null }, publicApiUrl: string): HtmlPage {
+  const nonce = randomBytes(16).toString('base64');
+  const heading = page.status === 'terminated' ? 'Backend stopped' : 'Backend shutting down';
+  const reason = stopped.reason ? ` (${escapeHtml(stopped.reason)})` : '';
+  const body = htmlDocument(
+    heading,
+    nonce,
+    `<main class="stopped">
+<h1>${heading}: <code>${escapeHtml(page.backendId)}</code></h1>
+<p>Status: <strong id="status">${escapeHtml(page.status)}</strong>${reason}</p>
+${stopped.message ? `<p id="cause">Cause: <samp>${escapeHtml(stopped.message)}</samp></p>\n` : ''}<p id="message" role="status">This backend will not become ready. Ask the application for a new link.</p>
+</main>`,
   );
   return { status: 200, headers: pageHeaders(nonce, publicApiUrl), body };
 }
@@ -125,15 +150,22 @@ main { max-width: 36rem; padding: 2rem; }
 h1 { font-size: 1.4rem; }
 code { font-size: 0.95em; }
 .stopped #status { color: #b42318; }
+samp { white-space: pre-wrap; word-break: break-word; }
 `;
 
 const SCRIPT = `
 const statusEl = document.getElementById('status');
 const messageEl = document.getElementById('message');
+const headingEl = document.querySelector('h1');
+const idEl = headingEl.querySelector('code');
 const stopping = ['terminating', 'hard-terminating', 'terminated'];
 function stopped(event) {
+  // berth's own failures carry a cause that only the server-rendered page shows.
+  if (event.status === 'terminated' && event.termination_reason === 'internalerror') return location.reload();
   document.body.classList.add('stopped');
-  document.title = 'Backend stopped';
+  document.title = event.status === 'terminated' ? 'Backend stopped' : 'Backend shutting down';
+  headingEl.textContent = document.title + ': ';
+  headingEl.appendChild(idEl);
   const reason = event.termination_reason ? ' (' + event.termination_reason + ')' : '';
   messageEl.textContent = event.status === 'terminated'
     ? 'This backend has stopped' + reason + ' and will not become ready. Ask the application for a new link.'

@@ -5,7 +5,10 @@ import type { Database } from '../database.ts';
 import { deleteExpiredLogLines, insertLogLines, latestLogTime } from '../logs/log.repository.ts';
 import type { BackendStatus, StatusDetails, StatusEvent } from './backend-status.ts';
 import {
+  deleteTerminatedBackends,
   findBackend,
+  findDyingBackendOfKey,
+  findWaitingBackendOfKey,
   latestTerminationRow,
   listLiveBackends,
   listScheduledBackendIds,
@@ -14,6 +17,7 @@ import {
   setBackendContainer,
 } from './backend.repository.ts';
 import type { BackendRow } from './backend.table.ts';
+import { deleteDeadProxies } from './activity.repository.ts';
 import type { StatusHub } from './status-hub.ts';
 import type { StatusRecorder } from './status-recorder.ts';
 
@@ -24,6 +28,8 @@ export class DatabaseSchedulerStore implements SchedulerStore {
     private readonly recorder: StatusRecorder,
     private readonly hub: StatusHub,
     readonly instanceId: string,
+    /** How long a proxy that stopped reporting still counts as alive (BERTH_PROXY_LEASE_SECONDS). */
+    private readonly proxyLeaseMs: number,
   ) {}
 
   async findBackend(id: string): Promise<ScheduledBackend | undefined> {
@@ -52,12 +58,24 @@ export class DatabaseSchedulerStore implements SchedulerStore {
     });
   }
 
+  async findDyingPredecessor(backend: ScheduledBackend): Promise<string | undefined> {
+    if (backend.key === null) return undefined;
+    return findDyingBackendOfKey(this.db, backend.accountName, backend.serviceName, backend.key);
+  }
+
+  async findWaitingSuccessor(backend: ScheduledBackend): Promise<string | undefined> {
+    if (backend.key === null) return undefined;
+    return findWaitingBackendOfKey(this.db, backend.accountName, backend.serviceName, backend.key);
+  }
+
   listScheduledBefore(before: Date): Promise<string[]> {
     return listScheduledBackendIds(this.db, before);
   }
 
-  listSweepable(now: Date) {
-    return listSweepableBackends(this.db, now);
+  async listSweepable(now: Date) {
+    // A proxy past its lease is dead: its open connections no longer keep anything alive.
+    await deleteDeadProxies(this.db, new Date(now.getTime() - this.proxyLeaseMs));
+    return listSweepableBackends(this.db, now, this.proxyLeaseMs);
   }
 
   subscribe(listener: (event: StatusEvent) => void): () => void {
@@ -79,6 +97,10 @@ export class DatabaseSchedulerStore implements SchedulerStore {
   deleteExpiredLogs(before: Date): Promise<number> {
     return deleteExpiredLogLines(this.db, before);
   }
+
+  deleteExpiredBackends(before: Date, limit: number): Promise<number> {
+    return deleteTerminatedBackends(this.db, before, limit);
+  }
 }
 
 function backendRowToScheduled(row: BackendRow): ScheduledBackend {
@@ -92,6 +114,7 @@ function backendRowToScheduled(row: BackendRow): ScheduledBackend {
     env: row.env,
     mount: row.mount,
     limits: row.resource_limits,
+    security: row.container_security,
     status: row.status,
     containerId: row.container_id,
     createdAt: row.created_at,

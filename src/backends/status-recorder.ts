@@ -26,6 +26,7 @@ export class StatusRecorder {
         termination_kind: details.terminationKind ?? null,
         exit_error: details.exitError ?? null,
         exit_code: details.exitCode ?? null,
+        message: details.message ?? null,
       });
       return statusRowToEvent(row);
     });
@@ -43,5 +44,6 @@ export function statusRowToEvent(row: BackendStatusRow): StatusEvent {
     terminationKind: row.termination_kind as StatusEvent['terminationKind'],
     exitError: row.exit_error,
     exitCode: row.exit_code,
+    message: row.message ?? null,
   };
 }

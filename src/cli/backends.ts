@@ -65,11 +65,14 @@ export function registerBackendCommands(program: Command): void {
       const client = await createClient();
       if (!options.watch) {
         const status = await client.status(backendId);
-        if (options.json) printJson(status);
-        else printLine(statusLine(status));
+        const cause = await failureCause(client, backendId, status);
+        if (options.json) printJson(cause ? { ...status, message: cause } : status);
+        else printLine(statusLine(status) + (cause ? `\ncause: ${cause}` : ''));
         return;
       }
       const final = await watchStatus(client, backendId, { json: options.json === true, ...(options.timeout ? { timeout: options.timeout } : {}) });
+      const cause = await failureCause(client, backendId, final);
+      if (cause && !options.json) printLine(`cause: ${cause}`);
       if (final.status !== 'ready') process.exitCode = 1;
     });
 
@@ -199,5 +202,19 @@ async function watchStatus(
     spinner?.stop(last ? `… ${describeStatus(last)} at ${last.time}` : undefined);
     if (signal?.aborted && !(error instanceof CliError)) throw timedOut(last);
     throw error;
+  }
+}
+
+/**
+ * Why berth ended a backend it could not start. The public status does not
+ * carry it; the backend's metadata does, for a token that may read it.
+ */
+async function failureCause(client: BerthClient, backendId: string, status: BackendStatus): Promise<string | undefined> {
+  if (status.status !== 'terminated' || status.termination_reason !== 'internalerror') return undefined;
+  try {
+    const info = await client.backend(backendId);
+    return [...info.statuses].reverse().find((record) => record.message !== undefined)?.message;
+  } catch {
+    return undefined;
   }
 }

@@ -21,6 +21,8 @@ export interface BackendStatusRecord extends BackendStatus {
   last_status?: BackendStatusName;
   /** Present on `terminated`; null when the container's exit code is unknown. */
   exit_code?: number | null;
+  /** berth's own one-line cause when it ended the backend itself, such as a failed start. */
+  message?: string;
 }
 
 export interface ResourceLimits {
@@ -103,6 +105,8 @@ export interface Service {
   environments: Environment[];
   /** The image repository the service spawns from. */
   image_name: string;
+  /** Set by the admin: user, read-only root filesystem and capabilities added back. */
+  container: { user: string | null; read_only_root: boolean; cap_add: string[] };
   last_image_digest: string | null;
   last_image_upload_time: string | null;
   last_spawned_at: string | null;

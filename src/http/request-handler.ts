@@ -1,6 +1,9 @@
 import type { Middleware } from 'koa';
 import { customAlphabet } from 'nanoid';
-import { BerthError, errorBody } from '../errors.ts';
+import { isEngineUnreachable } from '../../scheduler/docker.ts';
+import { isDatabaseUnavailable } from '../database.ts';
+import { BerthError, DatabaseUnavailableError, errorBody } from '../errors.ts';
+import { DockerUnavailableError } from '../services/service.service.ts';
 import type { Logger } from '../logger.ts';
 import type { BerthContextExtras, BerthState } from '../context.ts';
 import { sendJson } from './json.ts';
@@ -62,6 +65,9 @@ function redactedPath(path: string): string {
 
 function toBerthError(error: unknown): BerthError {
   if (error instanceof BerthError) return error;
+  // Outages map once, here: whatever was being read or written, the answer is "retry soon".
+  if (isDatabaseUnavailable(error)) return new DatabaseUnavailableError(error);
+  if (isEngineUnreachable(error)) return new DockerUnavailableError(error);
   const status = (error as { status?: unknown }).status;
   const expose = (error as { expose?: unknown }).expose === true;
   // Koa and router errors (405, 501) carry a status and are safe to show.
