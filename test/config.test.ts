@@ -22,6 +22,7 @@ describe('configuration', () => {
       terminationGraceMs: 10_000,
       sweepIntervalMs: 1000,
       logRetentionMs: 7 * 24 * 3600 * 1000,
+      backendRetentionMs: 7 * 24 * 3600 * 1000,
       proxyWaitMs: 30_000,
       // The connection cap's default depends on the open-files limit of the process: pinned below.
       listenerLimits: { headerTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxConnections: expect.any(Number), maxConnectionsPerClient: expect.any(Number) },
