@@ -40,6 +40,16 @@ export interface BindMount {
   target: string;
 }
 
+/** Per-service settings the admin chose; the hardening defaults apply regardless. */
+export interface ContainerSecurity {
+  /** `user[:group]` or `uid[:gid]` the app runs as; default the image's. */
+  user?: string;
+  /** Mount the image's filesystem read-only (with a writable /tmp). */
+  readOnlyRoot?: boolean;
+  /** Capabilities added back after all are dropped, e.g. `NET_BIND_SERVICE`. */
+  capAdd?: string[];
+}
+
 export interface SpawnSpec {
   backendId: string;
   /** Installation id of this berth; containers of other installations are never touched. */
@@ -53,6 +63,7 @@ export interface SpawnSpec {
   env: Record<string, string>;
   mount?: BindMount;
   limits: ResourceLimits;
+  security?: ContainerSecurity;
 }
 
 export interface StartedContainer {

@@ -8,8 +8,21 @@ export interface ImageInfo {
   uploadTime: Date;
 }
 
+/** The names an image carries on the engine, to tell which repository it belongs to. */
+export interface ImageReferences {
+  id: string;
+  /** `repository:tag` */
+  repoTags: string[];
+  /** `repository@sha256:…` */
+  repoDigests: string[];
+}
+
+// The engine's `reference` filter is a glob: a repository written with these would list other repositories.
+const GLOB_CHARACTERS = /[*?[\]\\]/;
+
 /** Images of one repository as the Docker engine has them, newest first. */
 export async function listRepositoryImages(docker: Dockerode, repository: string): Promise<ImageInfo[]> {
+  if (GLOB_CHARACTERS.test(repository)) throw new Error(`repository ${JSON.stringify(repository)} contains glob characters`);
   const images = await docker.listImages({ filters: JSON.stringify({ reference: [repository] }) });
   const prefix = `${repository}:`;
   return images
@@ -24,4 +37,15 @@ export async function listRepositoryImages(docker: Dockerode, repository: string
         })),
     )
     .sort((a, b) => b.uploadTime.getTime() - a.uploadTime.getTime() || a.tag.localeCompare(b.tag));
+}
+
+/** What the engine knows of an image id or reference; undefined when it has no such image. */
+export async function inspectImageReferences(docker: Dockerode, reference: string): Promise<ImageReferences | undefined> {
+  try {
+    const info = await docker.getImage(reference).inspect();
+    return { id: info.Id, repoTags: info.RepoTags ?? [], repoDigests: info.RepoDigests ?? [] };
+  } catch (error) {
+    if ((error as { statusCode?: unknown }).statusCode === 404) return undefined;
+    throw error;
+  }
 }

@@ -49,7 +49,8 @@ describe('berth/client', () => {
     admin = new BerthClient({ url: `${berth.apiUrl}/`, token: ADMIN_TOKEN });
     await admin.accounts.create('acme');
     client = new BerthClient({ url: berth.apiUrl, token: (await admin.accounts.createToken('acme')).token });
-    await client.services.create('acme', 'echo', { image: TEST_REPOSITORY });
+    // Only the admin may give a service a repository other than `{account}/{service}`.
+    await admin.services.create('acme', 'echo', { image: TEST_REPOSITORY });
   });
   afterAll(() => berth?.stop());
 

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../src/config.ts';
 
@@ -26,7 +27,25 @@ describe('configuration', () => {
       proxyWaitMs: 30_000,
       // The connection cap's default depends on the open-files limit of the process: pinned below.
       listenerLimits: { headerTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxConnections: expect.any(Number), maxConnectionsPerClient: expect.any(Number) },
+      allowedRegistries: [],
+      backendNetwork: 'berth-backends',
+      pidsLimit: 512,
+      containerLogMaxBytes: 10 * 1024 * 1024,
+      containerLogMaxFiles: 3,
+      defaultMemoryBytes: 1024 ** 3,
+      defaultCpuPercent: 100,
+      maxMemoryBytes: 8 * 1024 ** 3,
+      maxCpuPercent: 100 * availableParallelism(),
+      maxBackendsPerAccount: 100,
     });
+  });
+
+  it('reads the registry allow-list as lowercase hosts, and keeps each default within its ceiling', () => {
+    expect(loadConfig({ BERTH_ALLOWED_REGISTRIES: ' Registry.Example.com:5000, localhost ,' }).allowedRegistries).toEqual(['registry.example.com:5000', 'localhost']);
+    expect(() => loadConfig({ BERTH_ALLOWED_REGISTRIES: 'a/b' })).toThrow(/BERTH_ALLOWED_REGISTRIES/);
+    expect(() => loadConfig({ BERTH_DEFAULT_MEMORY_BYTES: String(2 * 1024 ** 3), BERTH_MAX_MEMORY_BYTES: String(1024 ** 3) })).toThrow(/BERTH_DEFAULT_MEMORY_BYTES must not exceed/);
+    expect(() => loadConfig({ BERTH_MAX_CPU_PERCENT: '50' })).toThrow(/BERTH_DEFAULT_CPU_PERCENT must not exceed/);
+    expect(loadConfig({ BERTH_DEFAULT_MEMORY_BYTES: '0', BERTH_DEFAULT_CPU_PERCENT: '0' })).toMatchObject({ defaultMemoryBytes: 0, defaultCpuPercent: 0 });
   });
 
   it('caps connections per listener at 10,000 or a quarter of the open-files limit, and per client at 1000', () => {

@@ -164,7 +164,8 @@ describe.each(testDatabases())('connect on $kind', (database) => {
   });
 
   it('refuses to delete a service while it has running backends, and deletes it with its history after', async () => {
-    await api.post('/v2/account/acme/service', { name: 'brief', image: 'berth-test/app' });
+    // Only the admin may give a service a repository other than its own.
+    await apiClient(berth.apiUrl, ADMIN_TOKEN).post('/v2/account/acme/service', { name: 'brief', image: 'berth-test/app' });
     const { backend_id: id } = (await api.post('/v2/service/acme/brief/connect', {})).body;
     await waitForStatus(api, id, 'ready');
     const refused = await api.post('/v2/service/acme/brief/delete');

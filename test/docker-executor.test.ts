@@ -41,6 +41,15 @@ function makeSpec(image: string, overrides: Partial<SpawnSpec> = {}): SpawnSpec 
   };
 }
 
+/** What every container gets with the default hardening (DEFAULT_HARDENING). */
+const HARDENED = {
+  NetworkMode: 'berth-backends',
+  CapDrop: ['ALL'],
+  SecurityOpt: ['no-new-privileges'],
+  PidsLimit: 512,
+  LogConfig: { Type: 'json-file', Config: { 'max-size': '10240k', 'max-file': '3' } },
+};
+
 describe('containerCreateOptions', () => {
   it('maps every limit, the mount, env, labels and the loopback port binding', () => {
     const spec = makeSpec('berth-test/app:latest', {
@@ -80,17 +89,35 @@ describe('containerCreateOptions', () => {
         Ulimits: [{ Name: 'cpu', Soft: 30, Hard: 30 }],
         StorageOpt: { size: '1000000000' },
         Binds: ['/srv/berth/acme/chat/b1:/data'],
+        ...HARDENED,
       },
     });
   });
 
-  it('sets no limit, key label or bind that was not asked for', () => {
+  it('sets no limit, key label, bind, user or added capability that was not asked for, but always the hardening', () => {
     const options = containerCreateOptions(makeSpec('img', { backendId: 'b2' }));
     expect(options.Labels).not.toHaveProperty(LABELS.key);
+    expect(options).not.toHaveProperty('User');
     expect(options.HostConfig).toEqual({
       PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] },
       RestartPolicy: { Name: 'no' },
       AutoRemove: false,
+      ...HARDENED,
+    });
+  });
+
+  it("applies the node's hardening and the service's user, read-only root and capabilities", () => {
+    const spec = makeSpec('img', { security: { user: '1000:1000', readOnlyRoot: true, capAdd: ['NET_BIND_SERVICE'] } });
+    const options = containerCreateOptions(spec, { network: 'tenants', pidsLimit: 64, logMaxBytes: MiB, logMaxFiles: 2 });
+    expect(options.User).toBe('1000:1000');
+    expect(options.HostConfig).toMatchObject({
+      NetworkMode: 'tenants',
+      PidsLimit: 64,
+      LogConfig: { Type: 'json-file', Config: { 'max-size': '1024k', 'max-file': '2' } },
+      CapDrop: ['ALL'],
+      CapAdd: ['NET_BIND_SERVICE'],
+      ReadonlyRootfs: true,
+      Tmpfs: { '/tmp': 'rw,nosuid,nodev,size=64m' },
     });
   });
 

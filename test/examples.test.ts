@@ -14,9 +14,10 @@ import { waitForStatus } from './support/backends.ts';
 import { ADMIN_TOKEN, freePort, TestBerth } from './support/berth.ts';
 import { createTestDocker } from './support/docker.ts';
 
-const REPOSITORY = 'berth-test/counter';
 const ACCOUNT = 'examples';
 const SERVICE = 'counter';
+// The service's own repository, as in the README: an account token may name no other.
+const REPOSITORY = `${ACCOUNT}/${SERVICE}`;
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const APP_SERVER = fileURLToPath(new URL('../examples/app-server/server.ts', import.meta.url));
 

@@ -48,6 +48,8 @@ describe.each(testDatabases())('backend lifecycle on $kind', (database) => {
         BERTH_STARTUP_TIMEOUT_SECONDS: '4',
         BERTH_SWEEP_INTERVAL_SECONDS: '0.5',
         BERTH_MOUNT_BASE_DIR: mountBase,
+        // The pull-failure test's registry: any other host is refused before the engine dials it.
+        BERTH_ALLOWED_REGISTRIES: '127.0.0.1:1',
       },
     });
     api = await createTestService(berth, 'acme');

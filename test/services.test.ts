@@ -44,6 +44,7 @@ describe.each(testDatabases())('services on $kind', (database) => {
         { name: 'default', image_tag: 'latest', cluster: 'local', created_at: expect.any(String), last_spawned_at: null },
       ],
       image_name: `${account}/chat`,
+      container: { user: null, read_only_root: false, cap_add: [] },
       last_image_digest: null,
       last_image_upload_time: null,
       last_spawned_at: null,
@@ -115,8 +116,8 @@ describe.each(testDatabases())('services on $kind', (database) => {
     expect(service.body.last_image_upload_time).toEqual(images.body.images[0].upload_time);
   });
 
-  it('names another repository at creation', async () => {
-    await acme.post(`/v2/account/${account}/service`, { name: 'echo', image: 'berth-test/app' });
+  it('names another repository at creation, with the admin token', async () => {
+    await admin.post(`/v2/account/${account}/service`, { name: 'echo', image: 'berth-test/app' });
     const images = await acme.get(`/v2/service/${account}/echo/images`);
     expect(images.body.images).toContainEqual(expect.objectContaining({ tag: 'latest', repository: 'berth-test/app', digest: image.id }));
     expect((await acme.get(`/service/${account}/echo/image-name`)).body.imageName).toBe('berth-test/app');
@@ -124,7 +125,8 @@ describe.each(testDatabases())('services on $kind', (database) => {
 
   it('points environments at an image tag or digest', async () => {
     expect((await acme.post(`/v2/service/${account}/chat/update`, { image_tag: 'v2' })).body).toEqual({ status: 'ok' });
-    const digest = `sha256:${'a'.repeat(64)}`;
+    // A digest must name an image of the service's own repository (test/image-policy.test.ts).
+    const digest = image.id;
     expect((await acme.post(`/v2/service/${account}/chat/staging/update`, { image_tag: digest })).status).toBe(200);
     const environments = (await acme.get(`/v2/service/${account}/chat`)).body.environments;
     expect(environments.map((e: { name: string; image_tag: string }) => [e.name, e.image_tag])).toEqual([

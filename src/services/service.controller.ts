@@ -1,8 +1,8 @@
 import type { BerthContext, BerthMiddleware, BerthRouter } from '../context.ts';
-import { principalOf } from '../http/auth.ts';
+import { principalOf, requireAdmin } from '../http/auth.ts';
 import { readJsonBody, sendJson } from '../http/json.ts';
 import { nameParam, parseInput } from '../http/validation.ts';
-import { CREATE_SERVICE_BODY, UPDATE_SERVICE_BODY } from './service.schemas.ts';
+import { CONTAINER_SETTINGS_BODY, CREATE_SERVICE_BODY, UPDATE_SERVICE_BODY } from './service.schemas.ts';
 import { DEFAULT_ENVIRONMENT, type Service } from './service.service.ts';
 
 /** The account and service named in the path, after checking the caller may act on them. */
@@ -16,9 +16,10 @@ async function authorizedService(ctx: BerthContext): Promise<{ account: string; 
 export function serviceController(router: BerthRouter, authenticated: BerthMiddleware): void {
   router.post('/v2/account/:account/service', authenticated, async (ctx) => {
     const account = nameParam(ctx.params, 'account');
-    await ctx.deps.accounts.authorize(principalOf(ctx), account);
+    const principal = principalOf(ctx);
+    await ctx.deps.accounts.authorize(principal, account);
     const body = parseInput(CREATE_SERVICE_BODY, await readJsonBody(ctx), 'body');
-    await ctx.deps.services.createService(account, body.name, body.image);
+    await ctx.deps.services.createService(account, body, { isAdmin: principal.isAdmin });
     sendJson(ctx, { status: 'ok' });
   });
 
@@ -60,6 +61,14 @@ export function serviceController(router: BerthRouter, authenticated: BerthMiddl
     sendJson(ctx, { status: 'ok' });
   });
 
+  router.post('/v2/service/:account/:service/container', authenticated, async (ctx) => {
+    requireAdmin(ctx);
+    const { account, service } = await authorizedService(ctx);
+    const body = parseInput(CONTAINER_SETTINGS_BODY, await readJsonBody(ctx), 'body');
+    await ctx.deps.services.updateContainerSettings(account, service, body);
+    sendJson(ctx, { status: 'ok' });
+  });
+
   router.get('/service/:account/:service/image-name', authenticated, async (ctx) => {
     const { account, service } = await authorizedService(ctx);
     sendJson(ctx, { status: 'ok', imageName: await ctx.deps.services.imageRepository(account, service) });
@@ -78,6 +87,7 @@ function serviceToJson(service: Service) {
       last_spawned_at: env.lastSpawnedAt?.toISOString() ?? null,
     })),
     image_name: service.imageRepository,
+    container: { user: service.container.user, read_only_root: service.container.readOnlyRoot, cap_add: service.container.capAdd },
     last_image_digest: service.latestImage?.digest ?? null,
     last_image_upload_time: service.latestImage?.uploadTime.toISOString() ?? null,
     last_spawned_at: service.lastSpawnedAt?.toISOString() ?? null,

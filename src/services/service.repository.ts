@@ -5,11 +5,12 @@ import type { EnvironmentRow, ServiceRow } from './service.table.ts';
 /** Inserts the service; resolves to undefined when the name is taken in the account. */
 export async function insertService(
   trx: Transaction<Database>,
-  service: { account_name: string; name: string; image_repository: string },
+  service: { account_name: string; name: string; image_repository: string; container_user?: string | null; read_only_root?: boolean; cap_add?: string[] },
 ): Promise<ServiceRow | undefined> {
+  const { cap_add: capAdd, ...columns } = service;
   return trx
     .insertInto('services')
-    .values(service)
+    .values({ ...columns, ...(capAdd ? { cap_add: JSON.stringify(capAdd) } : {}) })
     .onConflict((oc) => oc.columns(['account_name', 'name']).doNothing())
     .returningAll()
     .executeTakeFirst();
@@ -47,6 +48,23 @@ export async function deleteService(db: Kysely<Database>, accountName: string, n
     .where('name', '=', name)
     .executeTakeFirst();
   return result.numDeletedRows > 0n;
+}
+
+/** Changes the admin's container settings; resolves to false when there is no such service. */
+export async function updateContainerSettings(
+  db: Kysely<Database>,
+  accountName: string,
+  name: string,
+  settings: { container_user?: string | null; read_only_root?: boolean; cap_add?: string[] },
+): Promise<boolean> {
+  const { cap_add: capAdd, ...columns } = settings;
+  const result = await db
+    .updateTable('services')
+    .set({ ...columns, ...(capAdd ? { cap_add: JSON.stringify(capAdd) } : {}) })
+    .where('account_name', '=', accountName)
+    .where('name', '=', name)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
 }
 
 export async function listEnvironments(db: Kysely<Database>, accountName: string, serviceName: string): Promise<EnvironmentRow[]> {

@@ -4,8 +4,10 @@ import { isEngineUnreachable } from '../../scheduler/docker.ts';
 import { countLiveBackendsOfService } from '../backends/backend.repository.ts';
 import { listRepositoryImages, type ImageInfo } from '../../scheduler/images.ts';
 import type { Database } from '../database.ts';
-import { ConflictError, NotFoundError, UnavailableError } from '../errors.ts';
+import { BerthError, ConflictError, NotFoundError } from '../errors.ts';
 import type { Logger } from '../logger.ts';
+import { DockerUnavailableError } from './docker-unavailable.ts';
+import { isDigest, type ImagePolicy } from './image-policy.ts';
 import {
   deleteService,
   findService,
@@ -13,6 +15,7 @@ import {
   lockService,
   listEnvironments,
   listServiceNames,
+  updateContainerSettings,
   upsertEnvironment,
 } from './service.repository.ts';
 import type { EnvironmentRow, ServiceRow } from './service.table.ts';
@@ -29,10 +32,18 @@ export interface Environment {
   lastSpawnedAt: Date | null;
 }
 
+/** How the admin set up this service's containers (on top of berth's hardening). */
+export interface ContainerSettings {
+  user: string | null;
+  readOnlyRoot: boolean;
+  capAdd: string[];
+}
+
 export interface Service {
   accountName: string;
   name: string;
   imageRepository: string;
+  container: ContainerSettings;
   createdAt: Date;
   lastSpawnedAt: Date | null;
   environments: Environment[];
@@ -49,42 +60,62 @@ export class ServiceNotFoundError extends NotFoundError {
   }
 }
 
-export class DockerUnavailableError extends UnavailableError {
-  constructor(cause: unknown) {
-    super('docker_unavailable', 'the Docker engine is not reachable', { cause, headers: { 'Retry-After': '5' } });
+export { DockerUnavailableError };
+
+/** Container settings are the operator's to choose: they widen what a tenant's code may do on the host. */
+export class AdminOnlyFieldError extends BerthError {
+  constructor(param: string) {
+    super(403, 'forbidden_error', 'admin_required', `"${param}" may only be set with the admin token`, { details: { param } });
   }
+}
+
+export interface NewService {
+  name: string;
+  image?: string;
+  user?: string;
+  read_only_root?: boolean;
+  cap_add?: string[];
+}
+
+export interface ContainerSettingsChange {
+  user?: string | null;
+  read_only_root?: boolean;
+  cap_add?: string[];
 }
 
 export interface ServiceServiceOptions {
   db: Kysely<Database>;
   docker: Dockerode;
   logger: Logger;
-  imagePrefix: string;
+  imagePolicy: ImagePolicy;
 }
 
 export class ServiceService {
   private readonly db: Kysely<Database>;
   private readonly docker: Dockerode;
   private readonly logger: Logger;
-  private readonly imagePrefix: string;
+  private readonly imagePolicy: ImagePolicy;
 
   constructor(options: ServiceServiceOptions) {
     this.db = options.db;
     this.docker = options.docker;
     this.logger = options.logger;
-    this.imagePrefix = options.imagePrefix;
+    this.imagePolicy = options.imagePolicy;
   }
 
-  defaultRepository(accountName: string, name: string): string {
-    return `${this.imagePrefix}${accountName}/${name}`;
-  }
-
-  async createService(accountName: string, name: string, image: string | undefined): Promise<void> {
+  async createService(accountName: string, service: NewService, caller: { isAdmin: boolean }): Promise<void> {
+    const { name } = service;
+    const adminOnly = (['user', 'read_only_root', 'cap_add'] as const).find((field) => service[field] !== undefined);
+    if (adminOnly && !caller.isAdmin) throw new AdminOnlyFieldError(`body.${adminOnly}`);
+    const imageRepository = this.imagePolicy.repositoryForNewService(accountName, name, service.image, caller.isAdmin);
     await this.db.transaction().execute(async (trx) => {
       const row = await insertService(trx, {
         account_name: accountName,
         name,
-        image_repository: image ?? this.defaultRepository(accountName, name),
+        image_repository: imageRepository,
+        container_user: service.user ?? null,
+        read_only_root: service.read_only_root ?? false,
+        cap_add: service.cap_add ?? [],
       });
       if (!row) {
         throw new ConflictError('service_exists', `service "${name}" already exists in account "${accountName}"`, {
@@ -142,8 +173,21 @@ export class ServiceService {
     }
   }
 
+  /** Admin only (the controller checks): applies to backends spawned from now on. */
+  async updateContainerSettings(accountName: string, name: string, change: ContainerSettingsChange): Promise<void> {
+    const settings = {
+      ...(change.user !== undefined ? { container_user: change.user } : {}),
+      ...(change.read_only_root !== undefined ? { read_only_root: change.read_only_root } : {}),
+      ...(change.cap_add !== undefined ? { cap_add: change.cap_add } : {}),
+    };
+    const found = Object.keys(settings).length === 0 ? (await findService(this.db, accountName, name)) !== undefined : await updateContainerSettings(this.db, accountName, name, settings);
+    if (!found) throw new ServiceNotFoundError(accountName, name);
+  }
+
   async updateImageTag(accountName: string, name: string, environment: string, imageTag: string): Promise<void> {
-    await this.requireServiceRow(accountName, name);
+    const row = await this.requireServiceRow(accountName, name);
+    // Checked again at connect; here so that a foreign digest is refused where it is written.
+    if (isDigest(imageTag)) await this.imagePolicy.resolveDigest(row.image_repository, imageTag, 'body.image_tag');
     await upsertEnvironment(this.db, {
       account_name: accountName,
       service_name: name,
@@ -169,6 +213,7 @@ function serviceRowToService(row: ServiceRow, environments: EnvironmentRow[], la
     accountName: row.account_name,
     name: row.name,
     imageRepository: row.image_repository,
+    container: { user: row.container_user, readOnlyRoot: row.read_only_root, capAdd: row.cap_add },
     createdAt: row.created_at,
     lastSpawnedAt: row.last_spawned_at,
     environments: environments.map((env) => ({

@@ -1,10 +1,16 @@
-import type { ColumnType, Selectable } from 'kysely';
+import type { ColumnType, JSONColumnType, Selectable } from 'kysely';
 
 export interface ServiceTable {
   account_name: string;
   name: string;
   /** Docker repository the service spawns from, e.g. `acme/chat`. */
   image_repository: string;
+  /** Set by the admin: `user[:group]` the app runs as; null keeps the image's. */
+  container_user: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Set by the admin: mount the image read-only. */
+  read_only_root: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Set by the admin: capabilities given back after all are dropped. */
+  cap_add: JSONColumnType<string[], string | undefined, string>;
   created_at: ColumnType<Date, never, never>;
   last_spawned_at: ColumnType<Date | null, never, Date>;
 }

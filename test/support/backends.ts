@@ -5,13 +5,17 @@ import { ADMIN_TOKEN, type TestBerth } from './berth.ts';
 
 export const TEST_REPOSITORY = 'berth-test/app';
 
-/** An account with a token and a service spawning the test image. */
+/**
+ * An account with a token and a service spawning the test image. The admin
+ * creates the service, since only the admin may give it a repository other
+ * than `{account}/{service}`.
+ */
 export async function createTestService(berth: TestBerth, account: string, service = 'echo'): Promise<ApiClient> {
   const admin = apiClient(berth.apiUrl, ADMIN_TOKEN);
   await admin.post('/v2/accounts', { name: account });
   const token = (await admin.post(`/v2/account/${account}/tokens`)).body.token as string;
   const client = apiClient(berth.apiUrl, token);
-  const created = await client.post(`/v2/account/${account}/service`, { name: service, image: TEST_REPOSITORY });
+  const created = await admin.post(`/v2/account/${account}/service`, { name: service, image: TEST_REPOSITORY });
   if (created.status !== 200) throw new Error(`service create failed: ${created.text}`);
   return client;
 }
