@@ -25,6 +25,7 @@ describe('configuration', () => {
       logRetentionMs: 7 * 24 * 3600 * 1000,
       backendRetentionMs: 7 * 24 * 3600 * 1000,
       proxyWaitMs: 30_000,
+      proxyLeaseMs: 30_000,
       // The connection cap's default depends on the open-files limit of the process: pinned below.
       listenerLimits: { headerTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxConnections: expect.any(Number), maxConnectionsPerClient: expect.any(Number) },
       allowedRegistries: [],
