@@ -5,7 +5,8 @@ import { openEventStream } from '../http/sse.ts';
 import { parseInput } from '../http/validation.ts';
 import { listLogLines } from './log.repository.ts';
 
-const PAGE = 1000;
+/** Rows read at once: with lines of at most 16 KiB, a page costs at most a few MiB while its reader is slow. */
+const PAGE = 200;
 
 /** `follow=false` (berth's own): the stored lines only, then the stream ends. Other parameters are ignored, as before. */
 const LOGS_QUERY = z.object({ follow: z.enum(['true', 'false']).optional() });
@@ -38,9 +39,14 @@ function streamLogs(ctx: BerthContext, backendId: string, endAfterStored: boolea
       again = false;
       for (;;) {
         const rows = await listLogLines(storage.db, backendId, lastId, PAGE);
-        for (const row of rows) stream.send(row.line, row.id);
-        if (rows.length > 0) lastId = Number(rows.at(-1)!.id);
-        if (rows.length < PAGE || stream.closed) break;
+        for (const row of rows) {
+          const behind = !stream.send(row.line, row.id);
+          lastId = Number(row.id);
+          // A reader that is behind holds up the reading of further rows, never berth's memory.
+          if (behind) await stream.drained();
+          if (stream.closed) return;
+        }
+        if (rows.length < PAGE) break;
       }
     } while (again && !stream.closed);
     if (ending) stream.close();

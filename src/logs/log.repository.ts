@@ -11,10 +11,17 @@ export async function insertLogLines(db: Kysely<Database>, backendId: string, li
   await db.transaction().execute(async (trx) => {
     await trx
       .insertInto('backend_logs')
-      .values(lines.map((line) => ({ backend_id: backendId, time: line.time, stream: line.stream, line: line.line })))
+      .values(lines.map((line) => ({ backend_id: backendId, time: line.time, stream: line.stream, line: storableText(line.line) })))
       .execute();
     await sql`select pg_notify(${LOG_CHANNEL}, ${backendId})`.execute(trx);
   });
+}
+
+/** NUL and lone surrogates replaced by U+FFFD: PostgreSQL's text refuses the first, UTF-8 cannot carry the second, and either would fail the whole batch. */
+const UNSTORABLE = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+export function storableText(text: string): string {
+  return text.replace(UNSTORABLE, '\uFFFD');
 }
 
 export async function listLogLines(db: Kysely<Database>, backendId: string, afterId: number, limit: number): Promise<BackendLogRow[]> {
