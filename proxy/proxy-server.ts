@@ -6,6 +6,7 @@ import type { BerthError } from '../src/errors.ts';
 import type { Logger } from '../src/logger.ts';
 import { ActivityTracker } from './activity.ts';
 import { prepareHeaders } from './headers.ts';
+import { countActivityWrites, responseTimer, type ProxyMetrics } from './proxy-metrics.ts';
 import { forwardHttp } from './http-forward.ts';
 import {
   BackendGoneError,
@@ -32,6 +33,8 @@ export interface ProxyServerOptions {
   waitMs: number;
   /** Header and idle deadlines and connection caps of the listener. */
   listenerLimits: ListenerLimits;
+  /** Hears each answered request and activity write; none by default. */
+  metrics?: ProxyMetrics;
 }
 
 export type ProxyServerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -82,12 +85,14 @@ export class ProxyServer {
   /** Client sockets of upgrades: the HTTP server no longer tracks them. */
   private readonly upgradeSockets = new Set<Duplex>();
   private readonly domainHasPort: boolean;
+  private readonly timeResponse: ((res: ServerResponse) => void) | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly options: ProxyServerOptions) {
     this.log = options.logger.child({ component: 'proxy' });
     this.cache = new TokenCache({ store: options.store, logger: this.log, domain: options.domain });
-    this.activity = new ActivityTracker(options.store, this.log);
+    this.activity = new ActivityTracker(options.metrics ? countActivityWrites(options.store, options.metrics) : options.store, this.log);
+    this.timeResponse = options.metrics && responseTimer(options.metrics);
     this.domainHasPort = options.domain !== undefined && /:\d+$/.test(options.domain);
     // No overall request deadline: uploads and long polls take as long as they take, as long as bytes keep coming.
     this.server = createGuardedServer(
@@ -114,6 +119,11 @@ export class ProxyServer {
 
   get port(): number | undefined {
     return (this.server.address() as AddressInfo | null)?.port;
+  }
+
+  /** Client connections that asked to upgrade (WebSockets) and are still open, counting those still waiting for their backend. */
+  get openUpgrades(): number {
+    return this.upgradeSockets.size;
   }
 
   /** Closes every connection, then writes the last activity. Idempotent. */
@@ -143,6 +153,7 @@ export class ProxyServer {
   // Routing
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    this.timeResponse?.(res);
     this.route({ req, res, path: '' });
   }
 

@@ -9,6 +9,8 @@ import { BerthError } from './errors.ts';
 import { healthController } from './health/health.controller.ts';
 import { logController } from './logs/log.controller.ts';
 import { metricsController } from './metrics/metrics.controller.ts';
+import { prometheusController } from './metrics/prometheus.controller.ts';
+import { openApiController } from './openapi/openapi.controller.ts';
 import { authenticated } from './http/auth.ts';
 import { RateLimiter } from './http/rate-limit.ts';
 import { handleRequests } from './http/request-handler.ts';
@@ -49,6 +51,8 @@ export function createRouter(config: Pick<BerthConfig, 'rateLimit' | 'rateLimitW
   backendController(router, auth);
   logController(router, auth);
   metricsController(router, auth);
+  prometheusController(router, auth);
+  openApiController(router);
   readyController(router);
   return router;
 }

@@ -15,6 +15,7 @@ import { DatabaseProxyStore } from './backends/proxy-store.ts';
 import { DatabaseSchedulerStore } from './backends/scheduler-store.ts';
 import { StatusHub } from './backends/status-hub.ts';
 import { LogHub } from './logs/log-hub.ts';
+import { BerthMetrics } from './metrics/prometheus.ts';
 import { createApp } from './app.ts';
 import type { BerthConfig } from './config.ts';
 import type { Dependencies } from './context.ts';
@@ -105,7 +106,10 @@ export class Berth {
       statusHub,
       logHub,
       executor,
+      metrics: new BerthMetrics({ countBackendsByStatus: () => backends.countByStatus(), logger }),
     };
+    // Cold starts are timed from the status events every process hears.
+    statusHub.subscribe('*', (event) => deps.metrics.observeStatus(event));
     const instanceId = await findOrCreateInstallationId(storage.db, customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 12)());
     let scheduler: Scheduler | undefined;
     if (role === 'scheduler' || role === 'all') {
@@ -142,8 +146,11 @@ export class Berth {
         domain: this.config.proxyDomain,
         waitMs: this.config.proxyWaitMs,
         listenerLimits: this.config.listenerLimits,
+        metrics: this.deps.metrics,
       });
       await this.proxy.listen(this.config.proxyPort, this.config.bind);
+      const proxy = this.proxy;
+      this.deps.metrics.countOpenWebSockets(() => proxy.openUpgrades);
     }
     // Only once berth really serves: a start that fails to bind must not use up the one showing of the token.
     this.generatedAdminToken = await this.deps.accounts.bootstrapAdmin(this.logger);

@@ -5,6 +5,7 @@ import type { AccountService } from './accounts/account.service.ts';
 import type { BackendService } from './backends/backend.service.ts';
 import type { StatusHub } from './backends/status-hub.ts';
 import type { LogHub } from './logs/log-hub.ts';
+import type { BerthMetrics } from './metrics/prometheus.ts';
 import type { DockerExecutor } from '../scheduler/docker-executor.ts';
 import type { BerthConfig } from './config.ts';
 import type { Storage } from './database.ts';
@@ -30,6 +31,8 @@ export interface Dependencies {
   backends: BackendService;
   statusHub: StatusHub;
   logHub: LogHub;
+  /** This process's Prometheus metrics. */
+  metrics: BerthMetrics;
   /** The engine, for reads that go to it directly (metrics). */
   executor: DockerExecutor;
 }

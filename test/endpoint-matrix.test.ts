@@ -1,56 +1,14 @@
 // Keeps docs/endpoint-matrix.md honest: its API tables must list exactly the
 // routes of berth's router, and each row's Auth column must be what a running
 // berth enforces.
-import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createRouter } from '../src/app.ts';
-import { loadConfig } from '../src/config.ts';
 import { apiClient } from './support/api.ts';
 import { ADMIN_TOKEN, TestBerth } from './support/berth.ts';
+import { readApiRows, routerRoutes as routerLayers, toMatrixPath, type MatrixRow } from './support/endpoint-matrix.ts';
 
-const MATRIX = new URL('../docs/endpoint-matrix.md', import.meta.url);
-const AUTH_VALUES = ['-', 'token', 'admin'] as const;
-type Auth = (typeof AUTH_VALUES)[number];
-
-interface MatrixRow {
-  method: string;
-  path: string;
-  auth: Auth;
-}
-
-/** The rows of every table under `## API`, up to the next `## ` heading. */
-async function readApiRows(): Promise<MatrixRow[]> {
-  const text = await readFile(MATRIX, 'utf8');
-  const start = text.indexOf('\n## API\n');
-  if (start === -1) throw new Error('docs/endpoint-matrix.md has no "## API" section');
-  const end = text.indexOf('\n## ', start + 1);
-  const section = text.slice(start, end === -1 ? undefined : end);
-  return section
-    .split('\n')
-    .filter((line) => line.startsWith('| `'))
-    .map((line) => {
-      const [endpoint, method, auth] = line.split('|').slice(1, -1).map((cell) => cell.trim());
-      if (!AUTH_VALUES.includes(auth as Auth)) throw new Error(`unknown Auth "${auth}" in: ${line}`);
-      return { path: endpoint!.replace(/^`|`$/g, ''), method: method!, auth: auth as Auth };
-    });
-}
-
-/** `/v2/service/:account/:service{/:environment}/connect` → `/v2/service/{account}/{service}[/{environment}]/connect`, the matrix's notation. */
-function toMatrixPath(routerPath: string): string {
-  return routerPath
-    .replace(/\{\/:(\w+)\}/g, '[/{$1}]')
-    .replace(/\{\/\}/g, '[/]')
-    .replace(/:(\w+)/g, '{$1}');
-}
-
-/** `METHOD path` for each route of the router; the HEAD that @koa/router adds to every GET is implied. */
+/** `METHOD path` for each route of the router, in the matrix's notation. */
 function routerRoutes(): string[] {
-  const router = createRouter(loadConfig({}), new Date());
-  return router.stack.flatMap((layer) => {
-    if (typeof layer.path !== 'string') throw new Error(`route ${String(layer.path)} is a RegExp; the matrix cannot name it`);
-    const path = toMatrixPath(layer.path);
-    return layer.methods.filter((method) => !(method === 'HEAD' && layer.methods.includes('GET'))).map((method) => `${method} ${path}`);
-  });
+  return routerLayers().map(({ method, path }) => `${method} ${toMatrixPath(path)}`);
 }
 
 const key = (row: MatrixRow) => `${row.method} ${row.path}`;

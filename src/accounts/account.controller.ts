@@ -1,11 +1,8 @@
-import { z } from 'zod';
 import type { BerthMiddleware, BerthRouter } from '../context.ts';
 import { principalOf, requireAdmin } from '../http/auth.ts';
 import { sendJson, readJsonBody } from '../http/json.ts';
-import { NAME, nameParam, parseInput } from '../http/validation.ts';
-
-const CREATE_ACCOUNT_BODY = z.strictObject({ name: NAME });
-const TOKEN_ID = z.string().regex(/^[a-z0-9]{1,64}$/, 'must be a token id (lowercase letters and digits)');
+import { nameParam, parseInput } from '../http/validation.ts';
+import { CREATE_ACCOUNT_BODY, CREATE_TOKEN_BODY, TOKEN_ID } from './account.schemas.ts';
 
 export function accountController(router: BerthRouter, authenticated: BerthMiddleware): void {
   router.get('/auth', authenticated, async (ctx) => {
@@ -27,7 +24,7 @@ export function accountController(router: BerthRouter, authenticated: BerthMiddl
   router.post('/v2/account/:account/tokens', authenticated, async (ctx) => {
     requireAdmin(ctx);
     const account = nameParam(ctx.params, 'account');
-    parseInput(z.strictObject({}), await readJsonBody(ctx), 'body');
+    parseInput(CREATE_TOKEN_BODY, await readJsonBody(ctx), 'body');
     const token = await ctx.deps.accounts.createToken(account);
     sendJson(ctx, { status: 'ok', token, id: token.split('.')[0] }, 201);
   });

@@ -4,7 +4,7 @@ import { principalOf } from '../http/auth.ts';
 import { parseInput } from '../http/validation.ts';
 import type { Backend } from './backend.service.ts';
 
-const BACKEND_ID = z.string().regex(/^[a-z0-9]{1,64}$/, 'must be a backend id (lowercase letters and digits)');
+export const BACKEND_ID = z.string().regex(/^[a-z0-9]{1,64}$/, 'must be a backend id (lowercase letters and digits)');
 
 export function backendIdParam(ctx: BerthContext): string {
   return parseInput(BACKEND_ID, ctx.params.id, 'backend_id');

@@ -7,6 +7,7 @@ import { DEFAULT_ENVIRONMENT } from '../services/service.service.ts';
 import { statusEventToJson, statusEventToPublicJson, type StatusEvent } from './backend-status.ts';
 import { BACKENDS_QUERY, CONNECT_BODY, TERMINATE_BODY } from './backend.schemas.ts';
 import { backendUrls } from './backend-urls.ts';
+import type { ConnectOutcome } from '../metrics/prometheus.ts';
 import type { Backend } from './backend.service.ts';
 import { authorizedBackend, backendIdParam } from './backend-params.ts';
 
@@ -18,23 +19,13 @@ function allowCors(ctx: BerthContext): void {
 
 export function backendController(router: BerthRouter, authenticated: BerthMiddleware): void {
   router.post('/v2/service/:account/:service{/:environment}/connect', authenticated, async (ctx) => {
-    const account = nameParam(ctx.params, 'account');
-    const service = nameParam(ctx.params, 'service');
-    const environment = ctx.params.environment === undefined ? DEFAULT_ENVIRONMENT : nameParam(ctx.params, 'environment');
-    await ctx.deps.accounts.authorize(principalOf(ctx), account);
-    const body = parseInput(CONNECT_BODY, await readJsonBody(ctx), 'body');
-    const result = await ctx.deps.backends.connect(account, service, environment, body);
-    const urls = backendUrls(ctx.deps.config, result.backendId, result.token);
-    sendJson(ctx, {
-      backend_id: result.backendId,
-      spawned: result.spawned,
-      status: result.status,
-      token: result.token,
-      url: urls.url,
-      secret_token: result.secretToken,
-      status_url: urls.status_url,
-      ready_url: urls.ready_url,
-    });
+    const started = performance.now();
+    let outcome: ConnectOutcome = 'error';
+    try {
+      outcome = await connect(ctx);
+    } finally {
+      ctx.deps.metrics.observeConnect(outcome, (performance.now() - started) / 1000);
+    }
   });
 
   router.options(['/v2/backend/:id/status', '/v2/backend/:id/status/stream'], (ctx) => {
@@ -103,6 +94,28 @@ export function backendController(router: BerthRouter, authenticated: BerthMiddl
       })),
     });
   });
+}
+
+/** Answers a connect; its outcome is what /metrics counts it as. */
+async function connect(ctx: BerthContext): Promise<ConnectOutcome> {
+  const account = nameParam(ctx.params, 'account');
+  const service = nameParam(ctx.params, 'service');
+  const environment = ctx.params.environment === undefined ? DEFAULT_ENVIRONMENT : nameParam(ctx.params, 'environment');
+  await ctx.deps.accounts.authorize(principalOf(ctx), account);
+  const body = parseInput(CONNECT_BODY, await readJsonBody(ctx), 'body');
+  const result = await ctx.deps.backends.connect(account, service, environment, body);
+  const urls = backendUrls(ctx.deps.config, result.backendId, result.token);
+  sendJson(ctx, {
+    backend_id: result.backendId,
+    spawned: result.spawned,
+    status: result.status,
+    token: result.token,
+    url: urls.url,
+    secret_token: result.secretToken,
+    status_url: urls.status_url,
+    ready_url: urls.ready_url,
+  });
+  return result.spawned ? 'spawned' : 'joined';
 }
 
 /**

@@ -36,6 +36,8 @@ export function handleRequests(logger: Logger): Middleware<BerthState, BerthCont
     } catch (error) {
       failure = error;
       const berthError = toBerthError(error);
+      if (berthError instanceof DatabaseUnavailableError) ctx.deps.metrics.countOutage('database');
+      else if (berthError instanceof DockerUnavailableError) ctx.deps.metrics.countOutage('engine');
       for (const [name, value] of Object.entries(berthError.headers)) ctx.set(name, value);
       sendJson(ctx, errorBody(berthError, requestId), berthError.status);
     }

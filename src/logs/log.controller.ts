@@ -8,15 +8,19 @@ import { listLogLines } from './log.repository.ts';
 /** Rows read at once: with lines of at most 16 KiB, a page costs at most a few MiB while its reader is slow. */
 const PAGE = 200;
 
-/** `follow=false` (berth's own): the stored lines only, then the stream ends. Other parameters are ignored, as before. */
-const LOGS_QUERY = z.object({ follow: z.enum(['true', 'false']).optional() });
+/**
+ * Berth's own parameters: `follow=false`, the stored lines only, then the
+ * stream ends; `format=json`, each event `{time, stream, line}` instead of the
+ * bare line (Jamsocket's shape, the default). Other parameters are ignored, as before.
+ */
+export const LOGS_QUERY = z.object({ follow: z.enum(['true', 'false']).optional(), format: z.enum(['text', 'json']).optional() });
 
 export function logController(router: BerthRouter, authenticated: BerthMiddleware): void {
   router.get('/v2/backend/:id/logs/stream', authenticated, async (ctx) => {
     const backend = await authorizedBackend(ctx);
     const query = parseInput(LOGS_QUERY, { ...ctx.query }, 'query');
     const follow = query.follow !== 'false' && backend.status !== 'terminated';
-    streamLogs(ctx, backend.id, !follow, Number(ctx.get('Last-Event-ID')) || 0);
+    streamLogs(ctx, backend.id, !follow, Number(ctx.get('Last-Event-ID')) || 0, query.format === 'json');
   });
 }
 
@@ -26,7 +30,7 @@ export function logController(router: BerthRouter, authenticated: BerthMiddlewar
  * stores a container's final output before it records the exit). With
  * `endAfterStored` it ends as soon as the stored lines are sent.
  */
-function streamLogs(ctx: BerthContext, backendId: string, endAfterStored: boolean, resumeFrom: number): void {
+function streamLogs(ctx: BerthContext, backendId: string, endAfterStored: boolean, resumeFrom: number, asJson: boolean): void {
   const { storage, logHub, statusHub, logger } = ctx.deps;
   const stream = openEventStream(ctx);
   let lastId = resumeFrom;
@@ -40,7 +44,8 @@ function streamLogs(ctx: BerthContext, backendId: string, endAfterStored: boolea
       for (;;) {
         const rows = await listLogLines(storage.db, backendId, lastId, PAGE);
         for (const row of rows) {
-          const behind = !stream.send(row.line, row.id);
+          const data = asJson ? JSON.stringify({ time: new Date(row.time).toISOString(), stream: row.stream, line: row.line }) : row.line;
+          const behind = !stream.send(data, row.id);
           lastId = Number(row.id);
           // A reader that is behind holds up the reading of further rows, never berth's memory.
           if (behind) await stream.drained();
