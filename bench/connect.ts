@@ -404,12 +404,13 @@ async function rawColdStart(executor: DockerExecutor, instanceId: string, i: num
     status: 'scheduled',
     containerId: null,
     createdAt: new Date(),
+    nodeName: 'bench',
   };
   const t0 = performance.now();
-  const started = await executor.start(spawnSpec(backend, instanceId));
+  const started = await executor.start(spawnSpec(backend, { instanceId, nodeName: 'bench' }, '127.0.0.1'));
   rawLive.add(started.containerId);
   const t1 = performance.now();
-  await executor.waitForHttp(started.hostPort, { signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
+  await executor.waitForHttp({ host: '127.0.0.1', port: started.hostPort }, { signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
   const t2 = performance.now();
   await executor.remove(started.containerId);
   rawLive.delete(started.containerId);

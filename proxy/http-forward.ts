@@ -1,7 +1,8 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 
-/** Where one request goes: the backend's published port on loopback, and the path it sees. */
+/** Where one request goes: the backend's published port on its node's address, and the path it sees. */
 export interface HttpTarget {
+  host: string;
   port: number;
   path: string;
   agent: http.Agent;
@@ -19,7 +20,7 @@ export function forwardHttp(req: IncomingMessage, res: ServerResponse, target: H
 function send(req: IncomingMessage, res: ServerResponse, target: HttpTarget, onError: (error: Error) => void, mayRetry: boolean): void {
   const bodied = hasBody(req);
   const proxyReq = http.request({
-    host: '127.0.0.1',
+    host: target.host,
     port: target.port,
     method: req.method,
     path: target.path,

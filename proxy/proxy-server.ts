@@ -223,13 +223,13 @@ export class ProxyServer {
 
   private forward(exchange: Exchange, route: TokenRoute): void {
     const { req, res, socket, path } = exchange;
-    const port = route.backend.hostPort;
+    const address = route.backend.address;
     const failed = (error: Error) => this.refuse(exchange, new BackendUnreachableError(route.backend.id, error));
-    // 'ready' implies a port; without one there is nowhere to go, and a hang is worse than a 502.
-    if (port === null) return failed(new Error('no published port is known'));
+    // 'ready' implies an address; without one there is nowhere to go, and a hang is worse than a 502.
+    if (address === null) return failed(new Error('no published port is known'));
     prepareHeaders(req.headers, route.headers, req.socket.remoteAddress, res === undefined);
-    if (res) forwardHttp(req, res, { port, path, agent: this.agent }, failed);
-    else if (socket) tunnelUpgrade(req, socket, exchange.head ?? Buffer.alloc(0), { port, path }, failed);
+    if (res) forwardHttp(req, res, { host: address.host, port: address.port, path, agent: this.agent }, failed);
+    else if (socket) tunnelUpgrade(req, socket, exchange.head ?? Buffer.alloc(0), { host: address.host, port: address.port, path }, failed);
   }
 
   private hostMatches(req: IncomingMessage, expected: string): boolean {

@@ -1,13 +1,14 @@
 import type { BackendStatus, StatusEvent } from '../src/backends/backend-status.ts';
 import type { ActivityReport } from './activity.ts';
+import type { HostAddress } from '../src/core/address.ts';
 
 /** Where a backend stands, as of the status row `statusId`. */
 export interface BackendRouteState {
   status: BackendStatus;
   /** Id of the newest status row: events at or below it are already reflected. */
   statusId: number;
-  /** Loopback port the container's 8080 is published on; null until it has one. */
-  hostPort: number | null;
+  /** Where the container's port 8080 is published: the node's address and port; null until it has one. */
+  address: HostAddress | null;
 }
 
 /** A connection token and what the proxy needs to route it. */

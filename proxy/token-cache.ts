@@ -1,5 +1,6 @@
 import type { BackendStatus, StatusEvent } from '../src/backends/backend-status.ts';
 import type { Logger } from '../src/logger.ts';
+import { parseAddress, type HostAddress } from '../src/core/address.ts';
 import { verifiedHeaders, type VerifiedHeaders } from './headers.ts';
 import type { BackendRouteState, ProxyStore, TokenRecord } from './store.ts';
 
@@ -29,7 +30,7 @@ export interface BackendRoute {
   readonly host: string | undefined;
   status: BackendStatus;
   statusId: number;
-  hostPort: number | null;
+  address: HostAddress | null;
   phase: RoutePhase;
   readonly tokens: Set<string>;
   readonly waiters: Set<() => void>;
@@ -50,10 +51,10 @@ export interface TokenCacheOptions {
   domain: string | undefined;
 }
 
-function phaseOf(status: BackendStatus, hostPort: number | null): RoutePhase {
+function phaseOf(status: BackendStatus, address: HostAddress | null): RoutePhase {
   switch (status) {
     case 'ready':
-      return hostPort === null ? 'pending' : 'ready';
+      return address === null ? 'pending' : 'ready';
     case 'terminating':
     case 'hard-terminating':
     case 'terminated':
@@ -168,8 +169,8 @@ export class TokenCache {
       host: this.domain === undefined ? undefined : `${record.backendId}.${this.domain}`,
       status: record.status,
       statusId: record.statusId,
-      hostPort: record.hostPort,
-      phase: phaseOf(record.status, record.hostPort),
+      address: record.address,
+      phase: phaseOf(record.status, record.address),
       tokens: new Set(),
       waiters: new Set(),
       pollTimer: undefined,
@@ -187,7 +188,7 @@ export class TokenCache {
     }
     for (let n = eventsBefore; n < this.eventCount; n++) {
       const event = this.recent[n % RECENT_EVENTS];
-      if (event?.backendId === backend.id) this.advance(backend, { status: event.status, statusId: event.id, hostPort: null });
+      if (event?.backendId === backend.id) this.advance(backend, stateOf(event));
     }
   }
 
@@ -195,7 +196,7 @@ export class TokenCache {
     this.recent[this.eventCount % RECENT_EVENTS] = event;
     this.eventCount++;
     const backend = this.backends.get(event.backendId);
-    if (backend) this.advance(backend, { status: event.status, statusId: event.id, hostPort: null });
+    if (backend) this.advance(backend, stateOf(event));
   }
 
   /**
@@ -208,9 +209,9 @@ export class TokenCache {
       backend.status = state.status;
       backend.statusId = state.statusId;
     }
-    if (state.hostPort !== null) backend.hostPort = state.hostPort;
-    backend.phase = phaseOf(backend.status, backend.hostPort);
-    if (!fromDatabase && (backend.status === 'waiting' || backend.status === 'ready') && backend.hostPort === null) this.refresh(backend);
+    if (state.address !== null) backend.address = state.address;
+    backend.phase = phaseOf(backend.status, backend.address);
+    if (!fromDatabase && (backend.status === 'waiting' || backend.status === 'ready') && backend.address === null) this.refresh(backend);
     if (backend.phase !== 'pending') this.wake(backend);
   }
 
@@ -222,7 +223,7 @@ export class TokenCache {
       .then((state) => {
         backend.refreshing = false;
         // A backend row never disappears while its tokens do not; treat it as gone if it did.
-        this.advance(backend, state ?? { status: 'terminated', statusId: Number.MAX_SAFE_INTEGER, hostPort: null }, true);
+        this.advance(backend, state ?? { status: 'terminated', statusId: Number.MAX_SAFE_INTEGER, address: null }, true);
       })
       .catch((error: unknown) => {
         backend.refreshing = false;
@@ -256,4 +257,9 @@ export class TokenCache {
     backend.tokens.delete(token);
     if (backend.tokens.size === 0 && backend.waiters.size === 0) this.backends.delete(backend.id);
   }
+}
+
+/** A status event as route state: the steps that publish the port carry its address, so no query is needed. */
+function stateOf(event: StatusEvent): BackendRouteState {
+  return { status: event.status, statusId: event.id, address: event.address === null ? null : (parseAddress(event.address) ?? null) };
 }

@@ -15,12 +15,12 @@ export function tunnelUpgrade(
   req: IncomingMessage,
   socket: Duplex,
   head: Buffer,
-  target: { port: number; path: string },
+  target: { host: string; port: number; path: string },
   onError: (error: Error) => void,
 ): void {
   let answered = false;
   // Upgraded connections are never reused, so they get no pooled agent.
-  const proxyReq = http.request({ host: '127.0.0.1', port: target.port, method: req.method, path: target.path, headers: req.headers, agent: false });
+  const proxyReq = http.request({ host: target.host, port: target.port, method: req.method, path: target.path, headers: req.headers, agent: false });
 
   proxyReq.on('upgrade', (proxyRes, proxySocket, proxyHead) => {
     answered = true;

@@ -14,8 +14,10 @@ import { isEngineUnreachable } from './docker.ts';
 import { ensureBackendNetwork } from './docker-network.ts';
 import { LineSplitter } from './line-splitter.ts';
 import { unsafeMountReason } from './mount-check.ts';
+import { formatAddress, type HostAddress } from '../src/core/address.ts';
 import {
   CONTAINER_PORT,
+  type ContainerScope,
   LABELS,
   type ContainerEvent,
   type ContainerState,
@@ -130,6 +132,7 @@ export function containerCreateOptions(spec: SpawnSpec, hardening: ContainerHard
   const labels: Record<string, string> = {
     [LABELS.managed]: 'true',
     [LABELS.instance]: spec.instanceId,
+    [LABELS.node]: spec.nodeName,
     [LABELS.backendId]: spec.backendId,
     [LABELS.account]: spec.accountName,
     [LABELS.service]: spec.serviceName,
@@ -139,7 +142,7 @@ export function containerCreateOptions(spec: SpawnSpec, hardening: ContainerHard
   const hostConfig: Dockerode.HostConfig = {
     // An empty HostPort lets the engine pick a free port; only loopback, since
     // browsers reach backends through the proxy, never directly.
-    PortBindings: { [PORT_KEY]: [{ HostIp: '127.0.0.1', HostPort: '' }] },
+    PortBindings: { [PORT_KEY]: [{ HostIp: spec.hostIp, HostPort: '' }] },
     // A dead backend stays dead: the scheduler records why and moves it to terminated.
     RestartPolicy: { Name: 'no' },
     // The scheduler reads the exit code (and OOM flag) first, then removes the container.
@@ -234,7 +237,8 @@ function storageDriverEnforcesSize(info: DockerInfoLimits): boolean {
 
 function publishedHostPort(info: Dockerode.ContainerInspectInfo): number | null {
   const bindings = info.NetworkSettings?.Ports?.[PORT_KEY] ?? [];
-  const binding = bindings.find((b) => b.HostIp === '127.0.0.1') ?? bindings[0];
+  // berth publishes one binding, on the node's address.
+  const binding = bindings.find((b) => b.HostPort !== '') ?? bindings[0];
   const port = Number(binding?.HostPort);
   return Number.isInteger(port) && port > 0 ? port : null;
 }
@@ -253,8 +257,8 @@ function containerStateFromInspect(info: Dockerode.ContainerInspectInfo): Contai
   };
 }
 
-function managedLabelFilter(instanceId: string): string[] {
-  return [`${LABELS.managed}=true`, `${LABELS.instance}=${instanceId}`];
+function managedLabelFilter(scope: ContainerScope): string[] {
+  return [`${LABELS.managed}=true`, `${LABELS.instance}=${scope.instanceId}`, `${LABELS.node}=${scope.nodeName}`];
 }
 
 // ---------------------------------------------------------------------------
@@ -429,17 +433,17 @@ export class DockerExecutor {
    * errors mean "not yet": Docker's userland proxy accepts connections on the host
    * port before the app listens and then resets them.
    */
-  async waitForHttp(hostPort: number, options: WaitForHttpOptions): Promise<void> {
+  async waitForHttp(address: HostAddress, options: WaitForHttpOptions): Promise<void> {
     const { signal } = options;
     const intervalMs = options.intervalMs ?? DEFAULT_WAIT_INTERVAL_MS;
     const attemptTimeoutMs = options.attemptTimeoutMs ?? DEFAULT_ATTEMPT_TIMEOUT_MS;
     for (;;) {
-      if (signal.aborted) throw waitAbortedError(hostPort, signal);
-      if (await answersHttp(hostPort, signal, attemptTimeoutMs)) return;
+      if (signal.aborted) throw waitAbortedError(address, signal);
+      if (await answersHttp(address, signal, attemptTimeoutMs)) return;
       try {
         await sleep(intervalMs, undefined, { signal });
       } catch {
-        throw waitAbortedError(hostPort, signal);
+        throw waitAbortedError(address, signal);
       }
     }
   }
@@ -477,11 +481,11 @@ export class DockerExecutor {
     }
   }
 
-  /** Every container of this installation, running or not (for reconciling after a restart). */
-  async listManaged(instanceId: string): Promise<ContainerState[]> {
+  /** Every container of this installation on this node, running or not (for reconciling). */
+  async listManaged(scope: ContainerScope): Promise<ContainerState[]> {
     const containers = await this.docker.listContainers({
       all: true,
-      filters: { label: managedLabelFilter(instanceId) },
+      filters: { label: managedLabelFilter(scope) },
     });
     // The list has neither exit codes nor the OOM flag, so inspect each one;
     // one that vanished in between is simply left out.
@@ -506,11 +510,11 @@ export class DockerExecutor {
 
   /** Follows exits and removals of this installation's containers until the returned function is called. */
   watchEvents(
-    instanceId: string,
+    scope: ContainerScope,
     onEvent: (event: ContainerEvent) => void,
     options: WatchEventsOptions = {},
   ): () => void {
-    const watcher = new ContainerEventWatcher(this.docker, instanceId, onEvent, options, this.log);
+    const watcher = new ContainerEventWatcher(this.docker, scope, onEvent, options, this.log);
     watcher.start();
     return () => watcher.stop();
   }
@@ -522,8 +526,8 @@ interface PullProgress {
   errorDetail?: { message?: string };
 }
 
-function waitAbortedError(hostPort: number, signal: AbortSignal): Error {
-  const error = new Error(`no HTTP answer on 127.0.0.1:${hostPort} before the wait was aborted`, {
+function waitAbortedError(address: HostAddress, signal: AbortSignal): Error {
+  const error = new Error(`no HTTP answer on ${formatAddress(address)} before the wait was aborted`, {
     cause: signal.reason,
   });
   error.name = 'AbortError';
@@ -531,10 +535,10 @@ function waitAbortedError(hostPort: number, signal: AbortSignal): Error {
 }
 
 /** One attempt: true on any response, false on a connection error or timeout. */
-function answersHttp(port: number, signal: AbortSignal, timeoutMs: number): Promise<boolean> {
+function answersHttp({ host, port }: HostAddress, signal: AbortSignal, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
     // agent: false so no keep-alive socket outlives the probe.
-    const options = { host: '127.0.0.1', port, path: '/', method: 'GET', agent: false, signal, timeout: timeoutMs };
+    const options = { host, port, path: '/', method: 'GET', agent: false, signal, timeout: timeoutMs };
     const req = request(options, (res) => {
       res.on('error', () => undefined);
       res.destroy();
@@ -590,7 +594,7 @@ class ContainerEventWatcher {
 
   constructor(
     private readonly docker: Dockerode,
-    private readonly instanceId: string,
+    private readonly scope: ContainerScope,
     private readonly onEvent: (event: ContainerEvent) => void,
     private readonly options: WatchEventsOptions,
     private readonly log: Logger | undefined,
@@ -618,7 +622,7 @@ class ContainerEventWatcher {
 
   private setState(state: WatcherState): void {
     if (state === this.state) return;
-    this.log?.debug({ instanceId: this.instanceId, from: this.state, to: state }, 'event watcher state');
+    this.log?.debug({ node: this.scope.nodeName, from: this.state, to: state }, 'event watcher state');
     this.state = state;
   }
 
@@ -638,13 +642,13 @@ class ContainerEventWatcher {
         filters: {
           type: ['container'],
           event: ['die', 'destroy', 'oom'],
-          label: managedLabelFilter(this.instanceId),
+          label: managedLabelFilter(this.scope),
         },
         abortSignal: abortController.signal,
       });
     } catch (err) {
       if (this.isStopped()) return;
-      this.log?.warn({ instanceId: this.instanceId, err }, 'could not open the Docker event stream; retrying');
+      this.log?.warn({ node: this.scope.nodeName, err }, 'could not open the Docker event stream; retrying');
       this.scheduleReconnect();
       return;
     }
@@ -659,7 +663,7 @@ class ContainerEventWatcher {
     this.stream = stream;
     this.setState('streaming');
     if (this.connections > 1) {
-      this.log?.info({ instanceId: this.instanceId, since: this.watermark }, 'Docker event stream reconnected');
+      this.log?.info({ node: this.scope.nodeName, since: this.watermark }, 'Docker event stream reconnected');
       this.options.onReconnect?.();
     }
 
@@ -669,7 +673,7 @@ class ContainerEventWatcher {
       if (ended) return;
       ended = true;
       if (this.isStopped()) return;
-      this.log?.warn({ instanceId: this.instanceId, err }, 'Docker event stream ended; reconnecting');
+      this.log?.warn({ node: this.scope.nodeName, err }, 'Docker event stream ended; reconnecting');
       this.scheduleReconnect();
     };
     stream.on('data', (chunk: Buffer | string) => lines.write(chunk));
@@ -691,7 +695,7 @@ class ContainerEventWatcher {
       message = JSON.parse(line) as DockerEventMessage;
     } catch {
       this.log?.warn(
-        { instanceId: this.instanceId, line: line.slice(0, 200) },
+        { node: this.scope.nodeName, line: line.slice(0, 200) },
         'unparsable line in the Docker event stream',
       );
       return;
@@ -699,7 +703,7 @@ class ContainerEventWatcher {
     if (this.isReplay(message)) return;
     this.queue = this.queue
       .then(() => this.dispatch(message))
-      .catch((err: unknown) => this.log?.error({ instanceId: this.instanceId, err }, 'handling a Docker event failed'));
+      .catch((err: unknown) => this.log?.error({ node: this.scope.nodeName, err }, 'handling a Docker event failed'));
   }
 
   private isReplay(message: DockerEventMessage): boolean {
@@ -763,7 +767,7 @@ class ContainerEventWatcher {
     try {
       this.onEvent(event);
     } catch (err) {
-      this.log?.error({ instanceId: this.instanceId, err, event }, 'container event handler threw');
+      this.log?.error({ node: this.scope.nodeName, err, event }, 'container event handler threw');
     }
   }
 }

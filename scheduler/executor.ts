@@ -12,7 +12,16 @@ export const LABELS = {
   account: 'berth.account',
   service: 'berth.service',
   key: 'berth.key',
+  node: 'berth.node',
 } as const;
+
+/** Whose containers an engine call is about: this installation's, on this node. */
+export interface ContainerScope {
+  /** Installation id of this berth; containers of other installations are never touched. */
+  instanceId: string;
+  /** The node the containers belong to; another node's containers on a shared engine are never touched. */
+  nodeName: string;
+}
 
 /** Port the app inside every container listens on (env PORT). */
 export const CONTAINER_PORT = 8080;
@@ -50,10 +59,10 @@ export interface ContainerSecurity {
   capAdd?: string[];
 }
 
-export interface SpawnSpec {
+export interface SpawnSpec extends ContainerScope {
   backendId: string;
-  /** Installation id of this berth; containers of other installations are never touched. */
-  instanceId: string;
+  /** The node's address: port 8080 is published on it, and proxies dial it. */
+  hostIp: string;
   accountName: string;
   serviceName: string;
   key: string | null;
@@ -68,7 +77,7 @@ export interface SpawnSpec {
 
 export interface StartedContainer {
   containerId: string;
-  /** Host port on 127.0.0.1 that container port 8080 is published on. */
+  /** Port on the node's address that container port 8080 is published on. */
   hostPort: number;
   /** Image id (`sha256:…`) the container runs. */
   imageDigest: string;

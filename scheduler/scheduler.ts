@@ -1,13 +1,29 @@
 import type { Logger } from '../src/logger.ts';
-import type { StatusEvent } from '../src/backends/backend-status.ts';
+import { statusRank, type BackendStatus, type StatusEvent } from '../src/backends/backend-status.ts';
+import { DockerExecutorError } from './docker-executor.ts';
 import type { LogLine } from './container-logs.ts';
 import type { DockerExecutor } from './docker-executor.ts';
-import type { ContainerEvent, ContainerState, SpawnSpec } from './executor.ts';
+import { formatAddress, type HostAddress } from '../src/core/address.ts';
+import { isEngineUnreachable } from './docker.ts';
+import type { ContainerEvent, ContainerScope, ContainerState, SpawnSpec } from './executor.ts';
+import { NodeHeartbeat } from './node-heartbeat.ts';
+import { planReconcile, type ReconcileAction } from './reconcile-plan.ts';
 import { startBackendPruning } from './retention.ts';
 import type { ScheduledBackend, SchedulerStore } from './store.ts';
 
+/** The node this scheduler is: its name and the address its containers publish on. */
+export interface NodeIdentity {
+  name: string;
+  address: string;
+}
+
 export interface SchedulerOptions {
   store: SchedulerStore;
+  node: NodeIdentity;
+  /** A node whose heartbeat is older than this is lost (BERTH_NODE_LEASE_SECONDS). */
+  nodeLeaseMs: number;
+  /** How often the database is compared with the engine (BERTH_RECONCILE_INTERVAL_SECONDS). */
+  reconcileIntervalMs: number;
   executor: DockerExecutor;
   logger: Logger;
   /** A backend not answering HTTP this long after it was scheduled is terminated (startuptimeout). */
@@ -31,8 +47,11 @@ const LOG_FLUSH_CHARS = 1024 * 1024;
 /** How long an exit waits for the last lines of output before it is recorded. */
 const LOG_DRAIN_MS = 2000;
 const LOG_RETENTION_SWEEP_MS = 60_000;
-/** A backend still `scheduled` this long after it was made missed its notification. */
-const ORPHAN_SCHEDULED_MS = 2000;
+/** Output held while the database is away; beyond it the oldest lines go. */
+const MAX_BUFFERED_LOG_LINES = 10_000;
+const LOG_RETRY_MS = 1000;
+/** Statuses from which a spawn may (re)start: nothing runs yet, or berth died while making it. */
+const SPAWNABLE: readonly BackendStatus[] = ['scheduled', 'loading', 'starting'];
 
 export type SchedulerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
 
@@ -47,6 +66,10 @@ interface Run {
    * spawn() records the outcome itself.
    */
   creating?: boolean;
+  /** True while spawn() runs for it: reconciling leaves it alone. */
+  spawning?: boolean;
+  /** A signal was sent for its termination: reconciling need not send it again. */
+  terminationActed?: boolean;
   graceTimer?: NodeJS.Timeout;
   /** Settles when the container's output has been read to its end and stored. */
   logsDone?: Promise<void>;
@@ -70,14 +93,20 @@ export class Scheduler {
   private sweepTimer: NodeJS.Timeout | undefined;
   private memoryTimer: NodeJS.Timeout | undefined;
   private retentionTimer: NodeJS.Timeout | undefined;
+  private reconcileTimer: NodeJS.Timeout | undefined;
+  private reconciling: Promise<void> | undefined;
   private sweeping = false;
+  private heartbeat: NodeHeartbeat | undefined;
+  /** Whose containers this scheduler acts on: this installation's, on this node. */
+  private readonly scope: ContainerScope;
   /** Aborted on stop: ends log following without touching the containers. */
   private readonly lifetime = new AbortController();
 
   constructor(private readonly options: SchedulerOptions) {
     this.store = options.store;
     this.executor = options.executor;
-    this.log = options.logger.child({ component: 'scheduler' });
+    this.log = options.logger.child({ component: 'scheduler', node: options.node.name });
+    this.scope = { instanceId: options.store.instanceId, nodeName: options.node.name };
   }
 
   async start(): Promise<void> {
@@ -85,15 +114,21 @@ export class Scheduler {
     this.setState('starting');
     // Listen before reconciling, so that nothing recorded meanwhile is missed.
     this.unsubscribe = this.store.subscribe((event) => this.onStatus(event));
-    this.stopEvents = this.executor.watchEvents(this.store.instanceId, (event) => this.onContainerEvent(event), {
-      onReconnect: () => void this.reconcile().catch((error: unknown) => this.log.error({ err: error }, 'reconcile failed')),
+    this.stopEvents = this.executor.watchEvents(this.scope, (event) => this.onContainerEvent(event), {
+      onReconnect: () => void this.reconcileLogged('after the engine came back'),
     });
-    try {
-      await this.reconcile();
-    } catch (error) {
-      // Without an engine berth still serves its API; the sweep retries.
-      this.log.error({ err: error }, 'reconcile at start failed');
-    }
+    // Before the node offers itself: a node that comes back first removes the containers of
+    // backends that ended while it was away (fencing), and adopts the ones still live.
+    await this.reconcileLogged('at start');
+    this.heartbeat = new NodeHeartbeat({
+      node: this.options.node,
+      leaseMs: this.options.nodeLeaseMs,
+      store: this.store,
+      engine: this.executor,
+      logger: this.log,
+    });
+    await this.heartbeat.start();
+    this.reconcileTimer = setInterval(() => void this.reconcileLogged('periodic'), this.options.reconcileIntervalMs);
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
     this.memoryTimer = setInterval(() => void this.sampleMemory(), this.options.memorySampleIntervalMs ?? 5000);
     this.retentionTimer = setInterval(() => void this.dropExpiredLogs(), LOG_RETENTION_SWEEP_MS);
@@ -109,6 +144,8 @@ export class Scheduler {
     clearInterval(this.sweepTimer);
     clearInterval(this.memoryTimer);
     clearInterval(this.retentionTimer);
+    clearInterval(this.reconcileTimer);
+    this.heartbeat?.stop();
     this.lifetime.abort(new Error('scheduler stopped'));
     this.unsubscribe?.();
     this.stopEvents?.();
@@ -135,6 +172,8 @@ export class Scheduler {
   private onStatus(event: StatusEvent): void {
     if (!this.active) return;
     const act = async () => {
+      // Every node hears every status; each acts only on its own backends.
+      if (event.status !== 'scheduled' && !this.runs.has(event.backendId) && !(await this.owns(event.backendId))) return undefined;
       switch (event.status) {
         case 'scheduled':
           return this.spawn(event.backendId);
@@ -155,43 +194,83 @@ export class Scheduler {
   // ---------------------------------------------------------------------------
   // Spawning
 
-  private async spawn(backendId: string): Promise<void> {
-    if (this.runs.has(backendId)) return;
-    const run: Run = { abort: new AbortController(), containerId: null };
-    this.runs.set(backendId, run);
+  /** True when the backend is this node's (or, written before nodes existed, nobody's). */
+  private async owns(backendId: string): Promise<boolean> {
     const backend = await this.store.findBackend(backendId);
-    if (!backend || backend.status !== 'scheduled') {
-      this.runs.delete(backendId);
-      return;
-    }
-    // One key never has two live containers: the new backend starts once the old one has ended.
-    const predecessor = await this.store.findDyingPredecessor(backend);
-    if (predecessor !== undefined) {
-      this.runs.delete(backendId);
-      this.log.debug({ backend_id: backendId, predecessor }, 'waiting for the key\'s previous backend to end');
-      return;
-    }
+    return backend !== undefined && this.isMine(backend);
+  }
+
+  private isMine(backend: ScheduledBackend): boolean {
+    return backend.nodeName === null || backend.nodeName === this.options.node.name;
+  }
+
+  /**
+   * Makes the backend's container and waits until it answers HTTP. Starts from
+   * where the backend stands, so that a spawn cut short (berth killed) resumes:
+   * `leftover` is a container of that earlier attempt, removed first.
+   */
+  private async spawn(backendId: string, leftover: string | null = null): Promise<void> {
+    if (this.runs.has(backendId)) return;
+    const run: Run = { abort: new AbortController(), containerId: null, spawning: true };
+    this.runs.set(backendId, run);
     try {
+      await this.spawnRun(backendId, run, leftover);
+    } finally {
+      run.spawning = false;
+      // Nothing was made: forget the run, so that reconciling can try again.
+      if (run.containerId === null && this.runs.get(backendId) === run && !run.terminationActed) this.runs.delete(backendId);
+    }
+  }
+
+  private async spawnRun(backendId: string, run: Run, leftover: string | null): Promise<void> {
+    let backend: ScheduledBackend | undefined;
+    try {
+      backend = await this.store.findBackend(backendId);
+      if (!backend || !this.isMine(backend) || !SPAWNABLE.includes(backend.status)) return;
+      // One key never has two live containers: the new backend starts once the old one has ended.
+      const predecessor = await this.store.findDyingPredecessor(backend);
+      if (predecessor !== undefined) {
+        this.log.debug({ backend_id: backendId, predecessor }, "waiting for the key's previous backend to end");
+        return;
+      }
+    } catch (error) {
+      this.log.warn({ err: error, backend_id: backendId }, 'could not read the backend to spawn; reconciling retries');
+      return;
+    }
+    const at = statusRank(backend.status);
+    const advance = async (status: BackendStatus, details = {}) => at >= statusRank(status) || (await this.store.record(backendId, status, details)) !== undefined;
+    try {
+      if (leftover !== null) {
+        run.creating = true;
+        await this.executor.remove(leftover);
+      }
       if (!(await this.executor.imageExists(backend.image))) {
-        if (!(await this.store.record(backendId, 'loading'))) return;
+        if (!(await advance('loading'))) return;
         await this.executor.pullImage(backend.image);
       }
-      if (!(await this.store.record(backendId, 'starting'))) return;
+      if (!(await advance('starting'))) return;
       run.creating = true;
-      const started = await this.executor.start(spawnSpec(backend, this.store.instanceId));
+      const started = await this.executor.start(spawnSpec(backend, this.scope, this.options.node.address));
       run.creating = false;
       run.containerId = started.containerId;
       this.followLogs(backendId, run, undefined);
+      const address = { host: this.options.node.address, port: started.hostPort };
       await this.store.setContainer(backendId, started);
-      if (!(await this.store.record(backendId, 'waiting'))) {
+      if (!(await this.store.record(backendId, 'waiting', { address: formatAddress(address) }))) {
         // Terminated while the container was being made: finish the job now.
         await this.enforceTermination(backendId);
         return;
       }
-      await this.waitUntilReady(backend, run, started.hostPort);
+      await this.waitUntilReady(backend, run, address);
     } catch (error) {
-      // Events of the failed container stay ignored until the failure is on record: it must come first.
-      if (!run.abort.signal.aborted) await this.recordFailedStart(backendId, error);
+      if (run.abort.signal.aborted) {
+        run.creating = false;
+        return;
+      }
+      // The engine refused or is away: the backend cannot start, and says why. Anything else (the
+      // database away) leaves it where it stands, for reconciling to pick up.
+      if (isEngineFailure(error)) await this.recordFailedStart(backendId, error).catch((recordError: unknown) => this.log.error({ err: recordError, backend_id: backendId }, 'recording a failed start failed'));
+      else this.log.warn({ err: error, backend_id: backendId }, 'spawning was interrupted; reconciling resumes it');
       run.creating = false;
     }
   }
@@ -214,11 +293,11 @@ export class Scheduler {
     if (successor !== undefined) await this.spawn(successor);
   }
 
-  private async waitUntilReady(backend: ScheduledBackend, run: Run, hostPort: number): Promise<void> {
+  private async waitUntilReady(backend: ScheduledBackend, run: Run, address: HostAddress): Promise<void> {
     const remainingMs = backend.createdAt.getTime() + this.options.startupTimeoutMs - Date.now();
     const timeout = AbortSignal.timeout(Math.max(0, remainingMs));
     try {
-      await this.executor.waitForHttp(hostPort, { signal: AbortSignal.any([timeout, run.abort.signal]) });
+      await this.executor.waitForHttp(address, { signal: AbortSignal.any([timeout, run.abort.signal]) });
     } catch (error) {
       if (run.abort.signal.aborted) return;
       if (!timeout.aborted) throw error;
@@ -226,7 +305,7 @@ export class Scheduler {
       await this.store.record(backend.id, 'hard-terminating', { terminationReason: 'startuptimeout', terminationKind: 'hard' });
       return;
     }
-    await this.store.record(backend.id, 'ready');
+    await this.store.record(backend.id, 'ready', { address: formatAddress(address) });
   }
 
   // ---------------------------------------------------------------------------
@@ -238,6 +317,7 @@ export class Scheduler {
     const containerId = await this.containerOf(backendId, run);
     if (!containerId) return this.finishWithoutContainer(backendId);
     await this.executor.kill(containerId, 'SIGTERM');
+    run.terminationActed = true;
     clearTimeout(run.graceTimer);
     run.graceTimer = setTimeout(() => {
       void this.escalate(backendId).catch((error: unknown) => this.log.error({ err: error, backend_id: backendId }, 'escalating termination failed'));
@@ -257,6 +337,7 @@ export class Scheduler {
     const containerId = await this.containerOf(backendId, run);
     if (!containerId) return this.finishWithoutContainer(backendId);
     await this.executor.kill(containerId, 'SIGKILL');
+    run.terminationActed = true;
   }
 
   /** Acts on whatever termination step the backend is at (after a restart or a race). */
@@ -342,50 +423,94 @@ export class Scheduler {
   // Recovery and sweeping
 
   /**
-   * Brings the database and the engine into agreement: adopts running
-   * containers of live backends, records exits that happened while nobody
-   * watched, marks backends whose container vanished as lost, and removes
-   * containers no live backend owns.
+   * Brings the database and the engine into agreement (reconcile-plan.ts says
+   * what to do). One at a time; a call while one runs joins it.
    */
-  async reconcile(): Promise<void> {
-    const containers = new Map<string, ContainerState>();
-    for (const container of await this.executor.listManaged(this.store.instanceId)) containers.set(container.backendId, container);
-    const live = await this.store.listLiveBackends();
-    const liveIds = new Set(live.map((backend) => backend.id));
-    for (const backend of live) {
-      const container = containers.get(backend.id);
-      if (this.runs.has(backend.id)) continue;
-      if (!container) {
-        if (backend.status === 'scheduled') void this.spawn(backend.id);
-        else await this.store.record(backend.id, 'terminated', { terminationReason: 'lost' });
-      } else if (!container.running) {
-        await this.onExited(backend.id, container);
-      } else {
-        await this.adopt(backend, container);
-      }
+  reconcile(): Promise<void> {
+    this.reconciling ??= this.reconcileOnce().finally(() => (this.reconciling = undefined));
+    return this.reconciling;
+  }
+
+  private async reconcileLogged(when: string): Promise<void> {
+    if (!this.active) return;
+    try {
+      await this.reconcile();
+    } catch (error) {
+      // The engine or the database is away: the next round tries again.
+      this.log.warn({ err: error, when }, 'reconcile failed');
     }
-    for (const container of containers.values()) {
-      if (!liveIds.has(container.backendId)) await this.executor.remove(container.containerId);
+  }
+
+  private async reconcileOnce(): Promise<void> {
+    // The database first, then the engine: see planReconcile.
+    const live = await this.store.listLiveBackends();
+    const containers = await this.executor.listManaged(this.scope);
+    const runs = new Map(
+      [...this.runs].map(([id, run]) => [id, { creating: run.creating === true || run.spawning === true, terminationActed: run.terminationActed === true }]),
+    );
+    const backends = new Map(live.map((backend) => [backend.id, backend]));
+    for (const action of planReconcile(live, containers, runs)) {
+      if (!this.active) return;
+      await this.apply(action, backends).catch((error: unknown) =>
+        this.log.warn({ err: error, backend_id: action.backendId, action: action.kind }, 'reconcile action failed'),
+      );
+    }
+  }
+
+  private async apply(action: ReconcileAction, backends: Map<string, ScheduledBackend>): Promise<void> {
+    const { backendId } = action;
+    if (action.kind !== 'remove-orphan') this.log.info({ backend_id: backendId, action: action.kind }, 'reconciling');
+    switch (action.kind) {
+      case 'spawn':
+        void this.spawn(backendId);
+        return;
+      case 'resume':
+        void this.spawn(backendId, action.removeContainerId);
+        return;
+      case 'adopt':
+        return this.adopt(backends.get(backendId)!, action.container);
+      case 'record-exit':
+        void this.onExited(backendId, action.container).catch((error: unknown) => this.log.warn({ err: error, backend_id: backendId }, 'recording an exit failed'));
+        return;
+      case 'lost':
+        if (await this.store.record(backendId, 'terminated', { terminationReason: 'lost' })) {
+          this.log.warn({ backend_id: backendId }, 'container vanished: backend lost');
+        }
+        return;
+      case 'enforce-termination':
+        return this.enforceTermination(backendId);
+      case 'finish-termination':
+        return this.finishWithoutContainer(backendId);
+      case 'remove-orphan': {
+        // Made after the database was read? Then it is live now and not an orphan.
+        const backend = await this.store.findBackend(backendId);
+        if (backend && backend.status !== 'terminated' && this.isMine(backend)) return;
+        this.log.info({ backend_id: backendId, container_id: action.containerId }, 'removing a container no live backend owns');
+        await this.executor.remove(action.containerId);
+        return;
+      }
     }
   }
 
   private async adopt(backend: ScheduledBackend, container: ContainerState): Promise<void> {
     const run = this.runFor(backend.id);
     run.containerId = container.containerId;
-    this.followLogs(backend.id, run, await this.store.latestLogTime(backend.id));
+    if (!run.logsDone) this.followLogs(backend.id, run, await this.store.latestLogTime(backend.id));
     this.log.info({ backend_id: backend.id, status: backend.status }, 'adopted running backend');
     switch (backend.status) {
       case 'scheduled':
       case 'loading':
       case 'starting':
-      case 'waiting':
+      case 'waiting': {
         if (container.hostPort === null) return;
+        const address = { host: this.options.node.address, port: container.hostPort };
         await this.store.setContainer(backend.id, { containerId: container.containerId, hostPort: container.hostPort });
-        await this.store.record(backend.id, 'waiting');
-        void this.waitUntilReady(backend, run, container.hostPort).catch((error: unknown) =>
+        await this.store.record(backend.id, 'waiting', { address: formatAddress(address) });
+        void this.waitUntilReady(backend, run, address).catch((error: unknown) =>
           this.log.error({ err: error, backend_id: backend.id }, 'waiting for an adopted backend failed'),
         );
         return;
+      }
       case 'terminating':
       case 'hard-terminating':
         await this.enforceTermination(backend.id);
@@ -406,14 +531,25 @@ export class Scheduler {
     let timer: NodeJS.Timeout | undefined;
     let writing = Promise.resolve();
     let chars = 0;
-    const flush = () => {
+    let dropped = 0;
+    const flush = (): Promise<void> => {
       clearTimeout(timer);
       timer = undefined;
       chars = 0;
       const lines = buffer.splice(0);
-      writing = writing
-        .then(() => this.store.appendLogs(backendId, lines))
-        .catch((error: unknown) => this.log.error({ err: error, backend_id: backendId }, 'storing log lines failed'));
+      writing = writing.then(async () => {
+        if (lines.length === 0) return;
+        try {
+          await this.store.appendLogs(backendId, lines);
+        } catch (error) {
+          // The database is away: keep the lines (bounded) and try again shortly.
+          buffer.unshift(...lines);
+          if (buffer.length > MAX_BUFFERED_LOG_LINES) dropped += buffer.splice(0, buffer.length - MAX_BUFFERED_LOG_LINES).length;
+          this.log.warn({ err: error, backend_id: backendId, held: buffer.length, dropped }, 'storing log lines failed; holding them');
+          await new Promise((resolve) => setTimeout(resolve, LOG_RETRY_MS));
+          timer ??= setTimeout(() => void flush(), 0);
+        }
+      });
       return writing;
     };
     run.logsDone = this.executor
@@ -477,10 +613,6 @@ export class Scheduler {
         this.log.info({ backend_id: id, reason }, 'sweeping backend');
         await this.store.record(id, 'terminating', { terminationReason: 'swept', terminationKind: 'soft' });
       }
-      // A scheduled backend nobody picked up (its notification came while no scheduler listened).
-      for (const id of await this.store.listScheduledBefore(new Date(Date.now() - ORPHAN_SCHEDULED_MS))) {
-        if (!this.runs.has(id)) void this.spawn(id);
-      }
     } catch (error) {
       this.log.error({ err: error }, 'sweep failed');
     } finally {
@@ -490,10 +622,11 @@ export class Scheduler {
 }
 
 /** The container a backend runs in: berth's variables win over the caller's. */
-export function spawnSpec(backend: ScheduledBackend, instanceId: string): SpawnSpec {
+export function spawnSpec(backend: ScheduledBackend, scope: ContainerScope, hostIp: string): SpawnSpec {
   return {
     backendId: backend.id,
-    instanceId,
+    ...scope,
+    hostIp,
     accountName: backend.accountName,
     serviceName: backend.serviceName,
     key: backend.key,
@@ -514,4 +647,9 @@ export function spawnSpec(backend: ScheduledBackend, instanceId: string): SpawnS
 /** An error message as one line (engine messages may carry newlines). */
 function oneLine(text: string): string {
   return text.replace(/\s*[\r\n]+\s*/g, ' ').trim().slice(0, 1000);
+}
+
+/** An error of the engine (it refused, or is away), as opposed to one of the database. */
+function isEngineFailure(error: unknown): boolean {
+  return error instanceof DockerExecutorError || isEngineUnreachable(error) || (error as { statusCode?: unknown }).statusCode !== undefined;
 }

@@ -1,5 +1,17 @@
 import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/backends/backend-status.ts';
 import type { LogLine } from './container-logs.ts';
+import type { EngineCapabilities } from './executor.ts';
+
+/** What a node says of itself with each heartbeat. */
+export interface NodeHeartbeatRecord {
+  name: string;
+  address: string;
+  at: Date;
+  engineOk: boolean;
+  engineError: string | null;
+  capabilities: EngineCapabilities;
+  capacity: { maxBackends: number };
+}
 import type { BindMount, ContainerSecurity, ResourceLimits, StartedContainer } from './executor.ts';
 
 /** What the scheduler knows of a backend it runs. */
@@ -17,6 +29,8 @@ export interface ScheduledBackend {
   status: BackendStatus;
   containerId: string | null;
   createdAt: Date;
+  /** The node it is placed on; null for backends made before nodes existed. */
+  nodeName: string | null;
 }
 
 /**
@@ -28,7 +42,12 @@ export interface SchedulerStore {
   /** Id of this installation; labels containers so another installation's are never touched. */
   readonly instanceId: string;
   findBackend(id: string): Promise<ScheduledBackend | undefined>;
+  /** This node's backends that have not terminated. */
   listLiveBackends(): Promise<ScheduledBackend[]>;
+  /** Registers the node or renews its lease; `startedAt` on the first beat of a start. */
+  writeHeartbeat(beat: NodeHeartbeatRecord, startedAt?: Date): Promise<void>;
+  /** Live backends of nodes whose lease ran out before `before` (other nodes', by then). */
+  listBackendsOfLostNodes(before: Date): Promise<Array<{ id: string; nodeName: string }>>;
   /** Records a step if it moves the backend forward; undefined when it would not. */
   record(id: string, status: BackendStatus, details?: StatusDetails): Promise<StatusEvent | undefined>;
   /** Why and how the backend is being terminated, if it is. */
@@ -39,8 +58,6 @@ export interface SchedulerStore {
   findDyingPredecessor(backend: ScheduledBackend): Promise<string | undefined>;
   /** The backend of a key waiting for its predecessor to end. */
   findWaitingSuccessor(backend: ScheduledBackend): Promise<string | undefined>;
-  /** Ids of backends still `scheduled` that were made before `before`. */
-  listScheduledBefore(before: Date): Promise<string[]>;
   /** Ready backends idle past max_idle_seconds or older than lifetime_limit_seconds. */
   listSweepable(now: Date): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>>;
   subscribe(listener: (event: StatusEvent) => void): () => void;

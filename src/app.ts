@@ -11,6 +11,7 @@ import { logController } from './logs/log.controller.ts';
 import { metricsController } from './metrics/metrics.controller.ts';
 import { prometheusController } from './metrics/prometheus.controller.ts';
 import { openApiController } from './openapi/openapi.controller.ts';
+import { nodeController } from './nodes/node.controller.ts';
 import { authenticated } from './http/auth.ts';
 import { RateLimiter } from './http/rate-limit.ts';
 import { handleRequests } from './http/request-handler.ts';
@@ -53,6 +54,7 @@ export function createRouter(config: Pick<BerthConfig, 'rateLimit' | 'rateLimitW
   metricsController(router, auth);
   prometheusController(router, auth);
   openApiController(router);
+  nodeController(router, auth);
   readyController(router);
   return router;
 }

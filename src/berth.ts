@@ -25,6 +25,7 @@ import type { Logger } from './logger.ts';
 import type { Role } from './roles.ts';
 import { ImagePolicy } from './services/image-policy.ts';
 import { ServiceService } from './services/service.service.ts';
+import { NodeService } from './nodes/node.service.ts';
 
 export { ROLES, type Role } from './roles.ts';
 
@@ -82,9 +83,10 @@ export class Berth {
     const accounts = new AccountService(storage.db, config.adminToken);
     const statusHub = await StatusHub.create(storage, logger);
     const logHub = await LogHub.create(storage, logger);
+    const nodes = new NodeService({ db: storage.db, leaseMs: config.nodeLeaseMs });
     const backends = new BackendService({
       db: storage.db,
-      engine: executor,
+      nodes,
       mountBaseDir: config.mountBaseDir,
       imagePolicy,
       limitPolicy: {
@@ -103,6 +105,7 @@ export class Berth {
       services: new ServiceService({ db: storage.db, docker, logger, imagePolicy }),
       health: new HealthService(storage.db, docker, startedAt),
       backends,
+      nodes,
       statusHub,
       logHub,
       executor,
@@ -114,9 +117,12 @@ export class Berth {
     let scheduler: Scheduler | undefined;
     if (role === 'scheduler' || role === 'all') {
       scheduler = new Scheduler({
-        store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId, config.proxyLeaseMs),
+        store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId, config.nodeName, config.proxyLeaseMs),
         executor,
         logger,
+        node: { name: config.nodeName, address: config.nodeAddress },
+        nodeLeaseMs: config.nodeLeaseMs,
+        reconcileIntervalMs: config.reconcileIntervalMs,
         startupTimeoutMs: config.startupTimeoutMs,
         terminationGraceMs: config.terminationGraceMs,
         sweepIntervalMs: config.sweepIntervalMs,

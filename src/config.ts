@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { openFilesLimit, type ListenerLimits } from './core/listener-guard.ts';
 
@@ -51,6 +51,14 @@ export interface BerthConfig {
   readonly backendRetentionMs: number;
   /** How long a proxy that stopped reporting still keeps its open connections' backends alive. Default 30 s. */
   readonly proxyLeaseMs: number;
+  /** This scheduler's node name (BERTH_NODE_NAME). Default: the host name. */
+  readonly nodeName: string;
+  /** Where proxies reach the ports this node publishes; containers publish on it. Default 127.0.0.1. */
+  readonly nodeAddress: string;
+  /** A node whose heartbeat is older than this is lost. Default 30 s. */
+  readonly nodeLeaseMs: number;
+  /** How often a node compares the database with its engine. Default 5 s. */
+  readonly reconcileIntervalMs: number;
   /** Registry hosts images may come from, besides the engine's local images and BERTH_IMAGE_PREFIX's host. Default none. */
   readonly allowedRegistries: readonly string[];
   /** Docker network every backend joins; berth creates it without inter-container communication. Default berth-backends. */
@@ -119,6 +127,13 @@ const ENV_SCHEMA = z.object({
   BERTH_BACKEND_RETENTION_SECONDS: seconds(7 * 24 * 3600),
   BERTH_PROXY_WAIT_SECONDS: seconds(30),
   BERTH_PROXY_LEASE_SECONDS: seconds(30),
+  BERTH_NODE_NAME: z
+    .string()
+    .regex(/^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$/, 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit')
+    .optional(),
+  BERTH_NODE_ADDRESS: z.union([z.ipv4(), z.ipv6()]).default('127.0.0.1'),
+  BERTH_NODE_LEASE_SECONDS: seconds(30),
+  BERTH_RECONCILE_INTERVAL_SECONDS: seconds(5),
   // Node's request-head check must fit inside the API's 300 s request deadline.
   BERTH_HEADER_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(30),
   BERTH_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().max(24 * 3600).default(60),
@@ -203,6 +218,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     logRetentionMs: e.BERTH_LOG_RETENTION_SECONDS * 1000,
     backendRetentionMs: e.BERTH_BACKEND_RETENTION_SECONDS * 1000,
     proxyLeaseMs: e.BERTH_PROXY_LEASE_SECONDS * 1000,
+    nodeName: e.BERTH_NODE_NAME ?? defaultNodeName(),
+    nodeAddress: e.BERTH_NODE_ADDRESS,
+    nodeLeaseMs: e.BERTH_NODE_LEASE_SECONDS * 1000,
+    reconcileIntervalMs: e.BERTH_RECONCILE_INTERVAL_SECONDS * 1000,
     allowedRegistries: Object.freeze(e.BERTH_ALLOWED_REGISTRIES),
     backendNetwork: e.BERTH_BACKEND_NETWORK,
     pidsLimit: e.BERTH_DEFAULT_PIDS_LIMIT,
@@ -235,4 +254,10 @@ function compileListenerLimits(e: z.infer<typeof ENV_SCHEMA>): ListenerLimits {
     maxConnections,
     maxConnectionsPerClient,
   });
+}
+
+/** The host name, cut to what a node name may hold. */
+function defaultNodeName(): string {
+  const name = hostname().replace(/[^A-Za-z0-9._-]/g, '-').replace(/^[^A-Za-z0-9]+/, '').slice(0, 63);
+  return name === '' ? 'node' : name;
 }

@@ -3,6 +3,7 @@ import type { RouterContext, RouterMiddleware } from '@koa/router';
 import type { Principal } from './accounts/account.service.ts';
 import type { AccountService } from './accounts/account.service.ts';
 import type { BackendService } from './backends/backend.service.ts';
+import type { NodeService } from './nodes/node.service.ts';
 import type { StatusHub } from './backends/status-hub.ts';
 import type { LogHub } from './logs/log-hub.ts';
 import type { BerthMetrics } from './metrics/prometheus.ts';
@@ -29,6 +30,7 @@ export interface Dependencies {
   services: ServiceService;
   health: HealthService;
   backends: BackendService;
+  nodes: NodeService;
   statusHub: StatusHub;
   logHub: LogHub;
   /** This process's Prometheus metrics. */

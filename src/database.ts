@@ -6,6 +6,7 @@ import pg from 'pg';
 import type { AccountTable, ApiTokenTable } from './accounts/account.table.ts';
 import type { EnvironmentTable, ServiceTable } from './services/service.table.ts';
 import type { BackendLogTable } from './logs/log.table.ts';
+import type { NodeTable } from './nodes/node.table.ts';
 import type {
   BackendKeyTable,
   BackendStatusTable,
@@ -31,6 +32,7 @@ export interface Database {
   backend_logs: BackendLogTable;
   proxies: ProxyTable;
   proxy_connections: ProxyConnectionTable;
+  nodes: NodeTable;
 }
 
 export type StorageKind = 'postgres' | 'pglite';

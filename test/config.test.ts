@@ -26,6 +26,10 @@ describe('configuration', () => {
       backendRetentionMs: 7 * 24 * 3600 * 1000,
       proxyWaitMs: 30_000,
       proxyLeaseMs: 30_000,
+      nodeName: expect.any(String),
+      nodeAddress: '127.0.0.1',
+      nodeLeaseMs: 30_000,
+      reconcileIntervalMs: 5000,
       // The connection cap's default depends on the open-files limit of the process: pinned below.
       listenerLimits: { headerTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxConnections: expect.any(Number), maxConnectionsPerClient: expect.any(Number) },
       allowedRegistries: [],

@@ -24,6 +24,9 @@ const MiB = 1024 * 1024;
 const RUN_ID = randomUUID().slice(0, 8);
 const INSTANCE_ID = `test-executor-${RUN_ID}`;
 const OTHER_INSTANCE_ID = `test-executor-other-${RUN_ID}`;
+const NODE = 'test-node';
+const scopeOf = (instanceId: string) => ({ instanceId, nodeName: NODE });
+const local = (port: number) => ({ host: '127.0.0.1', port });
 
 let backendCounter = 0;
 function makeSpec(image: string, overrides: Partial<SpawnSpec> = {}): SpawnSpec {
@@ -31,6 +34,8 @@ function makeSpec(image: string, overrides: Partial<SpawnSpec> = {}): SpawnSpec 
   return {
     backendId,
     instanceId: INSTANCE_ID,
+    nodeName: NODE,
+    hostIp: '127.0.0.1',
     accountName: 'acme',
     serviceName: 'chat',
     key: null,
@@ -72,6 +77,7 @@ describe('containerCreateOptions', () => {
       Labels: {
         [LABELS.managed]: 'true',
         [LABELS.instance]: INSTANCE_ID,
+        [LABELS.node]: NODE,
         [LABELS.backendId]: 'b1',
         [LABELS.account]: 'acme',
         [LABELS.service]: 'chat',
@@ -207,7 +213,7 @@ describe('watchEvents against a fake engine', () => {
     const { docker, calls } = fakeEngine({ c1: false, c2: true });
     const events: ContainerEvent[] = [];
     const reconnected = vi.fn();
-    const stop = new DockerExecutor(docker).watchEvents('inst-1', (e) => events.push(e), {
+    const stop = new DockerExecutor(docker).watchEvents(scopeOf('inst-1'), (e) => events.push(e), {
       reconnectDelayMs: 10,
       onReconnect: reconnected,
     });
@@ -217,7 +223,7 @@ describe('watchEvents against a fake engine', () => {
       filters: {
         type: ['container'],
         event: ['die', 'destroy', 'oom'],
-        label: [`${LABELS.managed}=true`, `${LABELS.instance}=inst-1`],
+        label: [`${LABELS.managed}=true`, `${LABELS.instance}=inst-1`, `${LABELS.node}=${NODE}`],
       },
     });
     expect(first.options.since).toBeUndefined();
@@ -258,7 +264,7 @@ describe('watchEvents against a fake engine', () => {
   it('falls back to the oom event when the container is gone before its die is handled', async () => {
     const { docker, calls } = fakeEngine({});
     const events: ContainerEvent[] = [];
-    const stop = new DockerExecutor(docker).watchEvents('inst-1', (e) => events.push(e));
+    const stop = new DockerExecutor(docker).watchEvents(scopeOf('inst-1'), (e) => events.push(e));
     await vi.waitFor(() => expect(calls).toHaveLength(1));
     calls[0]!.stream.write(eventLine('oom', 'gone', 5) + eventLine('die', 'gone', 5, { exitCode: '137' }));
     await vi.waitFor(() => expect(events).toHaveLength(1));
@@ -280,14 +286,14 @@ describe('DockerExecutor against Docker', () => {
     executor = new DockerExecutor(docker);
     image = await ensureTestImage(docker);
     scratchDir = await mkdtemp(join(tmpdir(), 'berth-executor-test-'));
-    stopWatching = executor.watchEvents(INSTANCE_ID, (event) => events.push(event));
+    stopWatching = executor.watchEvents(scopeOf(INSTANCE_ID), (event) => events.push(event));
   });
 
   afterAll(async () => {
     stopWatching?.();
     // Only this run's containers: another suite may be using the engine at the same time.
     for (const instanceId of [INSTANCE_ID, OTHER_INSTANCE_ID]) {
-      for (const container of await executor.listManaged(instanceId)) await executor.remove(container.containerId);
+      for (const container of await executor.listManaged(scopeOf(instanceId))) await executor.remove(container.containerId);
     }
     if (scratchDir) await rm(scratchDir, { recursive: true, force: true });
   });
@@ -305,7 +311,7 @@ describe('DockerExecutor against Docker', () => {
 
   async function startReady(spec: SpawnSpec) {
     const started = await executor.start(spec);
-    await executor.waitForHttp(started.hostPort, { signal: AbortSignal.timeout(15_000) });
+    await executor.waitForHttp(local(started.hostPort), { signal: AbortSignal.timeout(15_000) });
     return started;
   }
 
@@ -484,7 +490,7 @@ describe('DockerExecutor against Docker', () => {
     const theirs = makeSpec(image.reference, { instanceId: OTHER_INSTANCE_ID, env });
     const [oursStarted, theirsStarted] = await Promise.all([executor.start(ours), executor.start(theirs)]);
 
-    const listed = await executor.listManaged(INSTANCE_ID);
+    const listed = await executor.listManaged(scopeOf(INSTANCE_ID));
     const ids = listed.map((c) => c.containerId);
     expect(ids).toContain(oursStarted.containerId);
     expect(ids).not.toContain(theirsStarted.containerId);
@@ -498,7 +504,7 @@ describe('DockerExecutor against Docker', () => {
     });
     // Exited containers of earlier tests are still listed, with their exit code.
     expect(listed.some((c) => !c.running && c.exitCode === 3)).toBe(true);
-    const other = await executor.listManaged(OTHER_INSTANCE_ID);
+    const other = await executor.listManaged(scopeOf(OTHER_INSTANCE_ID));
     expect(other.map((c) => c.containerId)).toEqual([theirsStarted.containerId]);
   });
 
@@ -506,7 +512,7 @@ describe('DockerExecutor against Docker', () => {
     const spec = makeSpec(image.reference, { env: { PORT: '8080', APP_NEVER_LISTEN: '1' } });
     const started = await executor.start(spec);
     const begun = Date.now();
-    const error = await executor.waitForHttp(started.hostPort, { signal: AbortSignal.timeout(1_500) }).then(
+    const error = await executor.waitForHttp(local(started.hostPort), { signal: AbortSignal.timeout(1_500) }).then(
       () => undefined,
       (err: unknown) => err,
     );

@@ -11,7 +11,7 @@ class FakeStore implements ProxyStore {
   queries = 0;
   listener: ((event: StatusEvent) => void) | undefined;
   token: TokenRecord | undefined = record('starting', 2, null);
-  backend: BackendRouteState | undefined = { status: 'starting', statusId: 2, hostPort: null };
+  backend: BackendRouteState | undefined = { status: 'starting', statusId: 2, address: null };
   /** Runs while a token lookup is in flight: what the database does meanwhile. */
   duringLookup: (() => void) | undefined;
 
@@ -38,11 +38,12 @@ class FakeStore implements ProxyStore {
 }
 
 function record(status: BackendStatus, statusId: number, hostPort: number | null): TokenRecord {
-  return { token: TOKEN, backendId: 'b1', username: 'alice', auth: { a: 1 }, secretToken: 'secret', status, statusId, hostPort };
+  const address = hostPort === null ? null : { host: '127.0.0.1', port: hostPort };
+  return { token: TOKEN, backendId: 'b1', username: 'alice', auth: { a: 1 }, secretToken: 'secret', status, statusId, address };
 }
 
 function event(status: BackendStatus, id: number): StatusEvent {
-  return { id, backendId: 'b1', status, time: new Date(), lastStatus: null, terminationReason: null, terminationKind: null, exitError: null, exitCode: null, message: null };
+  return { id, backendId: 'b1', status, time: new Date(), lastStatus: null, terminationReason: null, terminationKind: null, exitError: null, exitCode: null, message: null, address: null };
 }
 
 const flush = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -84,11 +85,11 @@ describe('proxy token cache', () => {
 
   it('applies a status event that arrived while the lookup was in flight', async () => {
     startCache();
-    store.backend = { status: 'ready', statusId: 5, hostPort: 32000 };
+    store.backend = { status: 'ready', statusId: 5, address: { host: '127.0.0.1', port: 32000 } };
     store.duringLookup = () => store.emit('ready', 5);
     const route = await cache.load(TOKEN);
     await flush();
-    expect(route!.backend).toMatchObject({ status: 'ready', statusId: 5, hostPort: 32000, phase: 'ready' });
+    expect(route!.backend).toMatchObject({ status: 'ready', statusId: 5, address: { host: '127.0.0.1', port: 32000 }, phase: 'ready' });
   });
 
   it('never moves a backend back to an older status', async () => {
@@ -105,10 +106,10 @@ describe('proxy token cache', () => {
     startCache();
     const route = (await cache.load(TOKEN))!;
     const waiting = cache.waitUntilSettled(route.backend, 5_000);
-    store.backend = { status: 'ready', statusId: 4, hostPort: 32001 };
+    store.backend = { status: 'ready', statusId: 4, address: { host: '127.0.0.1', port: 32001 } };
     store.emit('ready', 4);
     expect(await waiting).toBe('ready');
-    expect(route.backend.hostPort).toBe(32001);
+    expect(route.backend.address).toEqual({ host: '127.0.0.1', port: 32001 });
   });
 
   it('tells a waiting request the backend is gone when it terminates first', async () => {
@@ -133,7 +134,7 @@ describe('proxy token cache', () => {
   it('finds readiness in the database when the notification never comes', async () => {
     startCache();
     const route = (await cache.load(TOKEN))!;
-    store.backend = { status: 'ready', statusId: 4, hostPort: 32002 };
+    store.backend = { status: 'ready', statusId: 4, address: { host: '127.0.0.1', port: 32002 } };
     // No event: only the poll while waiting can notice.
     expect(await cache.waitUntilSettled(route.backend, 5_000)).toBe('ready');
   });

@@ -34,6 +34,8 @@ export interface StatusDetails {
   exitCode?: number | null;
   /** Why, in one line, when berth itself ended the backend (a failed start). */
   message?: string | null;
+  /** `host:port` where the backend's port 8080 is reached, on the steps that publish it. */
+  address?: string | null;
 }
 
 /** One recorded step of a backend's lifecycle, as stored and as streamed. */
@@ -49,6 +51,8 @@ export interface StatusEvent {
   exitError: boolean | null;
   exitCode: number | null;
   message: string | null;
+  /** `host:port` of the backend's port 8080, on `waiting` and `ready`: what a proxy dials. */
+  address: string | null;
 }
 
 /** The public shape (status endpoint and stream): no exit code, absent fields left out. */

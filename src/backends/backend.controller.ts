@@ -159,6 +159,7 @@ function backendToJson(backend: Backend) {
     image_digest: backend.imageDigest,
     key: backend.key,
     max_mem_bytes: backend.maxMemBytes,
+    node: backend.nodeName,
     service_name: backend.serviceName,
   };
 }

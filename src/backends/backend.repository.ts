@@ -229,9 +229,15 @@ export async function listLiveBackends(db: Kysely<Database>, accountName?: strin
   return query.orderBy('created_at', 'desc').execute();
 }
 
-export async function listScheduledBackendIds(db: Kysely<Database>, before: Date): Promise<string[]> {
-  const rows = await db.selectFrom('backends').select('id').where('status', '=', 'scheduled').where('created_at', '<', before).execute();
-  return rows.map((row) => row.id);
+/** A node's live backends; those made before nodes existed (no node) go with any node that asks. */
+export async function listLiveBackendsOfNode(db: Kysely<Database>, nodeName: string): Promise<BackendRow[]> {
+  return db
+    .selectFrom('backends')
+    .selectAll()
+    .where('status', '<>', 'terminated')
+    .where((eb) => eb.or([eb('node_name', '=', nodeName), eb('node_name', 'is', null)]))
+    .orderBy('created_at')
+    .execute();
 }
 
 export async function countLiveBackendsOfService(db: Kysely<Database>, accountName: string, serviceName: string): Promise<number> {
@@ -282,6 +288,7 @@ export async function listSweepableBackends(
   db: Kysely<Database>,
   now: Date,
   proxyLeaseMs: number,
+  nodeName: string,
 ): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>> {
   const liveSince = new Date(now.getTime() - proxyLeaseMs);
   const idleDeadline = sql<Date>`b.last_activity_at + make_interval(secs => b.max_idle_seconds)`;
@@ -289,6 +296,7 @@ export async function listSweepableBackends(
     .selectFrom('backends as b')
     .select(['b.id', 'b.created_at', 'b.lifetime_limit_seconds'])
     .where('b.status', '=', 'ready')
+    .where((eb) => eb.or([eb('b.node_name', '=', nodeName), eb('b.node_name', 'is', null)]))
     .where((eb) =>
       eb.or([
         eb.and([

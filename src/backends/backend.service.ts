@@ -34,6 +34,7 @@ import type { BackendRow, BackendStatusRow } from './backend.table.ts';
 import { resolveMount } from './mounts.ts';
 import { StatusRecorder, statusRowToEvent } from './status-recorder.ts';
 import { checkAuth } from './connect-input.ts';
+import { UnenforceableLimitError, type NodeService, type Placement } from '../nodes/node.service.ts';
 import type { z } from 'zod';
 
 const newBackendId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
@@ -63,6 +64,8 @@ export interface Backend {
   statusTime: Date;
   /** The current status with its details, when it was read. */
   latestStatus: StatusEvent | null;
+  /** The node it is placed on (null for backends made before nodes existed). */
+  nodeName: string | null;
   /** Set once the container exists. */
   containerId: string | null;
 }
@@ -90,18 +93,18 @@ export class NoBackendForKeyError extends NotFoundError {
   }
 }
 
-export interface EngineProbe {
-  capabilities(): Promise<EngineCapabilities>;
-  /** Resolves when the engine answers. */
-  ping(): Promise<void>;
-}
-
-/** A successful ping is trusted this long, so that a burst of connects costs one round trip. */
-const ENGINE_PING_TTL_MS = 1000;
+/** Why an engine cannot enforce a limit, by the capability it lacks. */
+const UNENFORCEABLE: Record<keyof EngineCapabilities, [string, string]> = {
+  memoryLimit: ['memory_limit_bytes', 'it has no memory cgroup'],
+  swapLimit: ['memory_limit_bytes', 'it has no swap accounting'],
+  cpuCfs: ['cpu_period_percent', 'it has no CFS quota support'],
+  diskLimit: ['disk_limit_bytes', 'its storage driver does not enforce a size (needs overlay2 on xfs with pquota, btrfs, zfs or devicemapper)'],
+};
 
 export interface BackendServiceOptions {
   db: Kysely<Database>;
-  engine: EngineProbe;
+  /** Where new backends are placed. */
+  nodes: NodeService;
   mountBaseDir: string | undefined;
   /** Which image a service may run (src/services/image-policy.ts). */
   imagePolicy: ImagePolicy;
@@ -112,7 +115,7 @@ export interface BackendServiceOptions {
 
 export class BackendService {
   private readonly db: Kysely<Database>;
-  private readonly engine: EngineProbe;
+  private readonly nodes: NodeService;
   private readonly mountBaseDir: string | undefined;
   private readonly imagePolicy: ImagePolicy;
   private readonly limitPolicy: LimitPolicy;
@@ -121,7 +124,7 @@ export class BackendService {
 
   constructor(options: BackendServiceOptions) {
     this.db = options.db;
-    this.engine = options.engine;
+    this.nodes = options.nodes;
     this.mountBaseDir = options.mountBaseDir;
     this.imagePolicy = options.imagePolicy;
     this.limitPolicy = options.limitPolicy;
@@ -160,8 +163,8 @@ export class BackendService {
     if (reserved) {
       throw new ValidationError(`body.spawn.executable.env.${reserved}`, `"${reserved}" is set by berth in every backend and cannot be overridden`, 'reserved_env_var');
     }
-    const limits = await this.checkLimits(spawn);
-    await this.requireEngine();
+    const limits = this.checkLimits(spawn);
+    const placement = await this.placeBackend(spawn, limits);
     const backendId = newBackendId();
     // A key-less backend holds its own id as key, so that it too has a key and a fencing token (as in Plane).
     const key = body.key ?? backendId;
@@ -203,6 +206,8 @@ export class BackendService {
         status_time: now,
         container_id: null,
         host_port: null,
+        node_name: placement.name,
+        host_address: placement.address,
         last_activity_at: now,
         max_mem_bytes: null,
         created_at: now,
@@ -217,6 +222,7 @@ export class BackendService {
         exit_error: null,
         exit_code: null,
         message: null,
+        address: null,
       });
       const token = nanoid(32);
       await insertConnectionToken(trx, { token, backend_id: backendId, ...connection });
@@ -236,39 +242,11 @@ export class BackendService {
     return { backendId: backend.id, spawned: false, status: backend.status, token, secretToken: backend.secret_token };
   }
 
-  private engineAnsweredAt = 0;
-
-  /** A new backend needs an engine: without one, connect answers 503 and writes nothing. */
-  private async requireEngine(): Promise<void> {
-    if (performance.now() - this.engineAnsweredAt < ENGINE_PING_TTL_MS) return;
-    try {
-      await this.engine.ping();
-    } catch (error) {
-      throw new DockerUnavailableError(error);
-    }
-    this.engineAnsweredAt = performance.now();
-  }
-
-  /** Maps the requested limits, refusing any above the ceilings or that the engine cannot enforce; fills in the defaults. */
-  private async checkLimits(spawn: SpawnConfig): Promise<ResourceLimits> {
+  /** Maps the requested limits, refusing any above the ceilings; fills in the defaults. */
+  private checkLimits(spawn: SpawnConfig): ResourceLimits {
     const requested = spawn.executable?.resource_limits;
     if (!requested) return withLimitDefaults({}, this.limitPolicy);
     checkLimitCeilings(requested, this.limitPolicy);
-    let capabilities: EngineCapabilities;
-    try {
-      capabilities = await this.engine.capabilities();
-    } catch (error) {
-      if (isEngineUnreachable(error)) throw new DockerUnavailableError(error);
-      throw error;
-    }
-    const param = 'body.spawn.executable.resource_limits';
-    const refuse = (field: string, why: string) =>
-      new ValidationError(`${param}.${field}`, `the Docker engine cannot enforce "${field}": ${why}`, 'unenforceable_limit');
-    if (requested.memory_limit_bytes !== undefined && !capabilities.memoryLimit) throw refuse('memory_limit_bytes', 'it has no memory cgroup');
-    if (requested.cpu_period_percent !== undefined && !capabilities.cpuCfs) throw refuse('cpu_period_percent', 'it has no CFS quota support');
-    if (requested.disk_limit_bytes !== undefined && !capabilities.diskLimit) {
-      throw refuse('disk_limit_bytes', 'its storage driver does not enforce a size (needs overlay2 on xfs with pquota, btrfs, zfs or devicemapper)');
-    }
     return withLimitDefaults({
       ...(requested.memory_limit_bytes !== undefined ? { memoryLimitBytes: requested.memory_limit_bytes } : {}),
       ...(requested.cpu_period_percent !== undefined
@@ -277,6 +255,31 @@ export class BackendService {
       ...(requested.cpu_time_limit !== undefined ? { cpuTimeLimitSeconds: requested.cpu_time_limit } : {}),
       ...(requested.disk_limit_bytes !== undefined ? { diskLimitBytes: requested.disk_limit_bytes } : {}),
     }, this.limitPolicy);
+  }
+
+  /**
+   * The node a new backend goes to. A limit the caller asked for that no live
+   * node can enforce is refused (400), never ignored; without a node, 503.
+   */
+  private async placeBackend(spawn: SpawnConfig, limits: ResourceLimits): Promise<Placement> {
+    const requested = spawn.executable?.resource_limits ?? {};
+    // Defaults the operator set are not the caller's: they only need enforcing where they can be.
+    const asked: ResourceLimits = {
+      ...(requested.memory_limit_bytes !== undefined ? { memoryLimitBytes: limits.memoryLimitBytes } : {}),
+      ...(requested.cpu_period_percent !== undefined ? { cpuPeriodPercent: limits.cpuPeriodPercent } : {}),
+      ...(requested.disk_limit_bytes !== undefined ? { diskLimitBytes: limits.diskLimitBytes } : {}),
+    };
+    try {
+      return await this.nodes.place(asked);
+    } catch (error) {
+      if (!(error instanceof UnenforceableLimitError)) throw error;
+      const [field, why] = UNENFORCEABLE[error.field];
+      throw new ValidationError(
+        `body.spawn.executable.resource_limits.${field}`,
+        `no node's Docker engine can enforce "${field}": ${why}`,
+        'unenforceable_limit',
+      );
+    }
   }
 
   async terminate(backend: Backend, hard: boolean): Promise<void> {
@@ -356,6 +359,7 @@ export function backendRowToBackend(row: BackendRow, latest?: BackendStatusRow):
     status: row.status,
     statusTime: row.status_time,
     latestStatus: latest ? statusRowToEvent(latest) : null,
+    nodeName: row.node_name,
     containerId: row.container_id,
   };
 }

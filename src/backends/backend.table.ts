@@ -31,6 +31,9 @@ export interface BackendTable {
   status_time: Date;
   container_id: string | null;
   host_port: number | null;
+  /** The node the backend is placed on, and the address at which proxies reach its published port. */
+  node_name: ColumnType<string | null, string | null | undefined, string | null>;
+  host_address: ColumnType<string | null, string | null | undefined, string | null>;
   last_activity_at: Date;
   max_mem_bytes: BigIntColumn | null;
   created_at: Date;
@@ -48,6 +51,8 @@ export interface BackendStatusTable {
   exit_code: number | null;
   /** Why, in one line: set when berth itself ended the backend (a failed start). */
   message: ColumnType<string | null, string | null | undefined, string | null>;
+  /** `host:port` on the step that published the backend's port. */
+  address: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface ProxyTable {

@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { BackendRouteState, ProxyStore, TokenRecord } from '../../proxy/store.ts';
+import type { HostAddress } from '../core/address.ts';
 import type { Database } from '../database.ts';
 import type { StatusEvent } from './backend-status.ts';
 import { findBackendRoute, findTokenRoute } from './proxy.repository.ts';
@@ -25,14 +26,14 @@ export class DatabaseProxyStore implements ProxyStore {
         secretToken: row.secret_token,
         status: row.status,
         statusId: Number(row.status_id ?? 0),
-        hostPort: row.host_port,
+        address: addressOf(row),
       }
     );
   }
 
   async findBackendState(backendId: string): Promise<BackendRouteState | undefined> {
     const row = await findBackendRoute(this.db, backendId);
-    return row && { status: row.status, statusId: Number(row.status_id ?? 0), hostPort: row.host_port };
+    return row && { status: row.status, statusId: Number(row.status_id ?? 0), address: addressOf(row) };
   }
 
   recordActivity(report: ActivityReport): Promise<void> {
@@ -46,4 +47,9 @@ export class DatabaseProxyStore implements ProxyStore {
   subscribe(listener: (event: StatusEvent) => void): () => void {
     return this.hub.subscribe('*', listener);
   }
+}
+
+/** Rows written before nodes existed have no address: their one node was this host. */
+function addressOf(row: { host_address: string | null; host_port: number | null }): HostAddress | null {
+  return row.host_port === null ? null : { host: row.host_address ?? '127.0.0.1', port: row.host_port };
 }

@@ -12,6 +12,7 @@ export interface TokenRouteRow {
   secret_token: string;
   status: BackendStatus;
   host_port: number | null;
+  host_address: string | null;
   /** Newest status row of the backend, read in the same snapshot as `status`. */
   status_id: string | number | null;
 }
@@ -19,6 +20,7 @@ export interface TokenRouteRow {
 export interface BackendRouteRow {
   status: BackendStatus;
   host_port: number | null;
+  host_address: string | null;
   status_id: string | number | null;
 }
 
@@ -27,7 +29,7 @@ export async function findTokenRoute(db: Kysely<Database>, token: string): Promi
   return db
     .selectFrom('connection_tokens as t')
     .innerJoin('backends as b', 'b.id', 't.backend_id')
-    .select(['t.backend_id', 't.username', 't.auth', 'b.secret_token', 'b.status', 'b.host_port'])
+    .select(['t.backend_id', 't.username', 't.auth', 'b.secret_token', 'b.status', 'b.host_port', 'b.host_address'])
     .select((eb) =>
       eb.selectFrom('backend_statuses as s').select((s) => s.fn.max('s.id').as('id')).whereRef('s.backend_id', '=', 'b.id').as('status_id'),
     )
@@ -38,7 +40,7 @@ export async function findTokenRoute(db: Kysely<Database>, token: string): Promi
 export async function findBackendRoute(db: Kysely<Database>, backendId: string): Promise<BackendRouteRow | undefined> {
   return db
     .selectFrom('backends as b')
-    .select(['b.status', 'b.host_port'])
+    .select(['b.status', 'b.host_port', 'b.host_address'])
     .select((eb) =>
       eb.selectFrom('backend_statuses as s').select((s) => s.fn.max('s.id').as('id')).whereRef('s.backend_id', '=', 'b.id').as('status_id'),
     )

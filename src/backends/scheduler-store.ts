@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
+import type { NodeHeartbeatRecord, ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
 import type { LogLine } from '../../scheduler/container-logs.ts';
 import type { Database } from '../database.ts';
 import { deleteExpiredLogLines, insertLogLines, latestLogTime } from '../logs/log.repository.ts';
@@ -10,13 +10,13 @@ import {
   findDyingBackendOfKey,
   findWaitingBackendOfKey,
   latestTerminationRow,
-  listLiveBackends,
-  listScheduledBackendIds,
+  listLiveBackendsOfNode,
   listSweepableBackends,
   raiseMaxMemory,
   setBackendContainer,
 } from './backend.repository.ts';
 import type { BackendRow } from './backend.table.ts';
+import { listBackendsOfLostNodes, writeNodeHeartbeat } from '../nodes/node.repository.ts';
 import { deleteDeadProxies } from './activity.repository.ts';
 import type { StatusHub } from './status-hub.ts';
 import type { StatusRecorder } from './status-recorder.ts';
@@ -28,6 +28,8 @@ export class DatabaseSchedulerStore implements SchedulerStore {
     private readonly recorder: StatusRecorder,
     private readonly hub: StatusHub,
     readonly instanceId: string,
+    /** The node this store serves: it lists and sweeps only that node's backends. */
+    private readonly nodeName: string,
     /** How long a proxy that stopped reporting still counts as alive (BERTH_PROXY_LEASE_SECONDS). */
     private readonly proxyLeaseMs: number,
   ) {}
@@ -38,7 +40,15 @@ export class DatabaseSchedulerStore implements SchedulerStore {
   }
 
   async listLiveBackends(): Promise<ScheduledBackend[]> {
-    return (await listLiveBackends(this.db)).map(backendRowToScheduled);
+    return (await listLiveBackendsOfNode(this.db, this.nodeName)).map(backendRowToScheduled);
+  }
+
+  writeHeartbeat(beat: NodeHeartbeatRecord, startedAt?: Date): Promise<void> {
+    return writeNodeHeartbeat(this.db, beat, startedAt);
+  }
+
+  async listBackendsOfLostNodes(before: Date): Promise<Array<{ id: string; nodeName: string }>> {
+    return (await listBackendsOfLostNodes(this.db, before)).map((row) => ({ id: row.id, nodeName: row.node_name }));
   }
 
   record(id: string, status: BackendStatus, details?: StatusDetails): Promise<StatusEvent | undefined> {
@@ -68,14 +78,10 @@ export class DatabaseSchedulerStore implements SchedulerStore {
     return findWaitingBackendOfKey(this.db, backend.accountName, backend.serviceName, backend.key);
   }
 
-  listScheduledBefore(before: Date): Promise<string[]> {
-    return listScheduledBackendIds(this.db, before);
-  }
-
   async listSweepable(now: Date) {
     // A proxy past its lease is dead: its open connections no longer keep anything alive.
     await deleteDeadProxies(this.db, new Date(now.getTime() - this.proxyLeaseMs));
-    return listSweepableBackends(this.db, now, this.proxyLeaseMs);
+    return listSweepableBackends(this.db, now, this.proxyLeaseMs, this.nodeName);
   }
 
   subscribe(listener: (event: StatusEvent) => void): () => void {
@@ -118,5 +124,6 @@ function backendRowToScheduled(row: BackendRow): ScheduledBackend {
     status: row.status,
     containerId: row.container_id,
     createdAt: row.created_at,
+    nodeName: row.node_name,
   };
 }

@@ -27,6 +27,7 @@ export class StatusRecorder {
         exit_error: details.exitError ?? null,
         exit_code: details.exitCode ?? null,
         message: details.message ?? null,
+        address: details.address ?? null,
       });
       return statusRowToEvent(row);
     });
@@ -45,5 +46,6 @@ export function statusRowToEvent(row: BackendStatusRow): StatusEvent {
     exitError: row.exit_error,
     exitCode: row.exit_code,
     message: row.message ?? null,
+    address: row.address ?? null,
   };
 }

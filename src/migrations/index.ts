@@ -5,6 +5,7 @@ import * as logs from './0003-backend-logs.ts';
 import * as keysFailuresProxies from './0004-keys-failures-and-proxies.ts';
 import * as serviceHardening from './0005-service-hardening.ts';
 import * as tokenHashes from './0006-token-hashes.ts';
+import * as nodes from './0007-nodes.ts';
 
 /** Every migration, in order. A static list so that no file-system scan is needed at start. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -14,4 +15,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0004-keys-failures-and-proxies': keysFailuresProxies,
   '0005-service-hardening': serviceHardening,
   '0006-token-hashes': tokenHashes,
+  '0007-nodes': nodes,
 };

@@ -1,0 +1,71 @@
+import { sql, type Kysely } from 'kysely';
+import type { EngineCapabilities } from '../../scheduler/executor.ts';
+import type { Database } from '../database.ts';
+import type { NodeCapacity, NodeRow, NodeState } from './node.table.ts';
+
+export interface NodeHeartbeat {
+  name: string;
+  address: string;
+  at: Date;
+  engineOk: boolean;
+  engineError: string | null;
+  capabilities: EngineCapabilities;
+  capacity: NodeCapacity;
+}
+
+/**
+ * Registers the node or renews its lease. A drain outlives restarts (it is an
+ * operator's decision); `startedAt` marks a (re)start.
+ */
+export async function writeNodeHeartbeat(db: Kysely<Database>, beat: NodeHeartbeat, startedAt?: Date): Promise<void> {
+  const values = {
+    address: beat.address,
+    last_heartbeat: beat.at,
+    engine_ok: beat.engineOk,
+    engine_error: beat.engineError,
+    capabilities: JSON.stringify(beat.capabilities),
+    capacity: JSON.stringify(beat.capacity),
+  };
+  await db
+    .insertInto('nodes')
+    .values({ name: beat.name, state: 'ready', started_at: startedAt ?? beat.at, ...values })
+    .onConflict((oc) => oc.column('name').doUpdateSet(startedAt ? { ...values, started_at: startedAt } : values))
+    .execute();
+}
+
+export type NodeWithLoad = NodeRow & { live_backends: number };
+
+/** Every node with how many live backends it holds. */
+export async function listNodesWithLoad(db: Kysely<Database>): Promise<NodeWithLoad[]> {
+  const rows = await db
+    .selectFrom('nodes as n')
+    .selectAll('n')
+    .select((eb) =>
+      eb
+        .selectFrom('backends as b')
+        .select(eb.fn.countAll<string>().as('count'))
+        .whereRef('b.node_name', '=', 'n.name')
+        .where('b.status', '<>', 'terminated')
+        .as('live_backends'),
+    )
+    .orderBy('n.name')
+    .execute();
+  return rows.map((row) => ({ ...row, live_backends: Number(row.live_backends ?? 0) }));
+}
+
+export async function setNodeState(db: Kysely<Database>, name: string, state: NodeState): Promise<boolean> {
+  const result = await db.updateTable('nodes').set({ state }).where('name', '=', name).executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** Live backends of nodes whose lease ran out before `before`. */
+export async function listBackendsOfLostNodes(db: Kysely<Database>, before: Date): Promise<Array<{ id: string; node_name: string }>> {
+  const rows = await db
+    .selectFrom('backends as b')
+    .innerJoin('nodes as n', 'n.name', 'b.node_name')
+    .select(['b.id', 'n.name as node_name'])
+    .where('b.status', '<>', 'terminated')
+    .where('n.last_heartbeat', '<', sql<Date>`${before}::timestamptz`)
+    .execute();
+  return rows.map((row) => ({ id: row.id, node_name: row.node_name }));
+}

@@ -1,0 +1,25 @@
+import type { JSONColumnType, Selectable } from 'kysely';
+import type { EngineCapabilities } from '../../scheduler/executor.ts';
+
+/** What a node can hold; reported with each heartbeat. */
+export interface NodeCapacity {
+  /** Live backends it will take at most (0: no limit). */
+  maxBackends: number;
+}
+
+export const NODE_STATES = ['ready', 'draining'] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+
+export interface NodeTable {
+  name: string;
+  address: string;
+  state: NodeState;
+  last_heartbeat: Date;
+  started_at: Date;
+  engine_ok: boolean;
+  engine_error: string | null;
+  capabilities: JSONColumnType<EngineCapabilities>;
+  capacity: JSONColumnType<NodeCapacity>;
+}
+
+export type NodeRow = Selectable<NodeTable>;
