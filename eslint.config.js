@@ -3,7 +3,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'examples/counter/', 'test/fixtures/', 'test/support/loopback-only.cjs'] },
+  { ignores: ['node_modules/', 'dist/', 'examples/counter/', 'test/fixtures/', 'test/support/loopback-only.cjs'] },
   {
     files: ['**/*.ts'],
     languageOptions: {

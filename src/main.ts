@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { registerClientCommands, reportError } from './cli/index.ts';
 import { ROLES, type Role } from './roles.ts';
+import { serveBanner } from './serve-banner.ts';
 import { VERSION } from './version.ts';
 
 const program = new Command('berth').description('Session backends on your own Docker hosts').version(VERSION);
@@ -29,10 +30,16 @@ program
     const logger = createLogger(config.logLevel);
     const berth = await Berth.create({ config, logger, role: options.role });
     await berth.start();
-    if (berth.generatedAdminToken) {
-      // Printed once, on the start that generated it; only its hash is kept.
-      console.log(`berth: generated admin token (shown only now, keep it): ${berth.generatedAdminToken}`);
-    }
+    process.stdout.write(
+      serveBanner({
+        role: options.role,
+        version: VERSION,
+        apiUrl: config.publicApiUrl,
+        proxyUrl: config.publicProxyUrl,
+        generatedAdminToken: berth.generatedAdminToken,
+        adminTokenConfigured: config.adminToken !== undefined,
+      }),
+    );
     const shutdown = (signal: string) => {
       logger.info({ signal }, 'stopping berth');
       berth.stop().then(

@@ -1,6 +1,6 @@
-import { readFileSync } from 'node:fs';
+// Imported rather than read from disk: the build (tsconfig.build.json) then
+// copies package.json beside the compiled sources, where the same path finds it.
+import packageJson from '../package.json' with { type: 'json' };
 
 /** berth's version, from package.json. */
-export const VERSION: string = (
-  JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }
-).version;
+export const VERSION: string = packageJson.version;

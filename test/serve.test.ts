@@ -50,6 +50,11 @@ describe('berth serve', () => {
     await waitForHealth(url, 60_000);
     const token = /generated admin token \(shown only now, keep it\): (\S+)/.exec(first.output())?.[1];
     expect(token).toMatch(/^[a-z0-9]{12}\.[A-Za-z0-9_-]{32}$/);
+    // A first run explains itself: where the API and the proxy are, and what to type next.
+    expect(first.output()).toContain(`  API              ${url}\n`);
+    expect(first.output()).toContain(`  proxy            http://127.0.0.1:${env.BERTH_PROXY_PORT}  (connection URLs: http://127.0.0.1:${env.BERTH_PROXY_PORT}/{token}/)\n`);
+    expect(first.output()).toContain(`Next:\n  berth login --url ${url} --token ${token}\n`);
+    expect(first.output()).toContain(`JAMSOCKET_SERVER_API=${url}\n`);
     const created = await fetch(`${url}/v2/accounts`, {
       method: 'POST',
       headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
