@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerAccountCommands } from './accounts.ts';
 import { registerBackendCommands } from './backends.ts';
 import { registerLoginCommand } from './login.ts';
+import { registerNodeCommands } from './nodes.ts';
 import { registerPushCommand } from './push.ts';
 import { registerServiceCommands } from './services.ts';
 
@@ -12,6 +13,7 @@ export function registerClientCommands(program: Command): void {
   registerServiceCommands(program);
   registerPushCommand(program);
   registerBackendCommands(program);
+  registerNodeCommands(program);
 }
 
 export { reportError } from './output.ts';

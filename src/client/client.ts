@@ -12,6 +12,7 @@ import {
   type CreatedToken,
   type LogLine,
   type MetricsSample,
+  type NodeInfo,
   type Service,
   type ServiceImage,
 } from './types.ts';
@@ -183,6 +184,16 @@ export class BerthClient {
     return (await this.request<{ backends: BackendSummary[] }>('GET', `/v2/service/${segment(account)}/${segment(service)}/backends`, { query })).backends;
   }
 
+  /** Every node (admin token). */
+  async nodes(): Promise<NodeInfo[]> {
+    return (await this.request<{ nodes: NodeInfo[] }>('GET', '/v2/nodes')).nodes;
+  }
+
+  /** Takes a node out of placement (`draining`) or puts it back (`ready`); admin token. */
+  async setNodeState(name: string, state: 'draining' | 'ready'): Promise<NodeInfo> {
+    return this.request<NodeInfo>('POST', `/v2/node/${segment(name)}/${state === 'draining' ? 'drain' : 'ready'}`, { body: {} });
+  }
+
   /** The accounts the token may act on, and whether it is the admin token. */
   async auth(): Promise<AuthInfo> {
     const { accounts, is_admin } = await this.request<AuthInfo>('GET', '/auth');
@@ -200,11 +211,12 @@ export class BerthClient {
 
   /** The lines the backend wrote (stdout and stderr), stored ones first; see LogStreamOptions.follow. */
   async *logStream(backendId: string, options: LogStreamOptions = {}): AsyncGenerator<LogLine, void, undefined> {
-    const query = options.follow === false ? '?follow=false' : '';
+    // format=json (berth's own) adds each line's time and stream; a server that ignores it sends bare lines.
+    const query = options.follow === false ? '?follow=false&format=json' : '?format=json';
     const response = await this.openStream(`/v2/backend/${segment(backendId)}/logs/stream${query}`, options, true);
     if (!response) return;
     for await (const event of readEventStream(response, options.signal)) {
-      yield { ...(event.id ? { id: event.id } : {}), line: event.data };
+      yield { ...(event.id ? { id: event.id } : {}), ...parseLogEvent(event.data) };
     }
   }
 
@@ -313,4 +325,17 @@ function delay(ms: number, signal: AbortSignal): Promise<void> {
       resolve();
     }
   });
+}
+
+/** `{time, stream, line}` from a berth that understood format=json, else the bare line. */
+function parseLogEvent(data: string): Omit<LogLine, 'id'> {
+  if (data.startsWith('{')) {
+    try {
+      const parsed = JSON.parse(data) as Partial<LogLine>;
+      if (typeof parsed.line === 'string' && typeof parsed.time === 'string') return { time: parsed.time, stream: parsed.stream ?? 'stdout', line: parsed.line };
+    } catch {
+      // A line of the backend's own that happens to start with "{".
+    }
+  }
+  return { line: data };
 }

@@ -135,6 +135,23 @@ export interface LogLine {
   /** The event id; pass it as `lastEventId` to resume after this line. */
   id?: string;
   line: string;
+  /** When berth read the line (ISO 8601); absent from a server that sends bare lines. */
+  time?: string;
+  /** Which output the line came from; absent with `time`. */
+  stream?: 'stdout' | 'stderr';
+}
+
+/** A node (a scheduler on one Docker host), as `GET /v2/nodes` lists it. */
+export interface NodeInfo {
+  name: string;
+  address: string;
+  status: 'ready' | 'draining' | 'lost';
+  last_heartbeat: string;
+  started_at: string;
+  live_backends: number;
+  engine: { ok: boolean; error: string | null };
+  capabilities: { memory_limit: boolean; swap_limit: boolean; cpu_cfs: boolean; disk_limit: boolean };
+  capacity: { max_backends: number };
 }
 
 export interface AuthInfo {

@@ -86,29 +86,9 @@ export class NodeService {
     return node;
   }
 
-  /**
-   * Picks the node for a new backend: ready, not draining, within its lease,
-   * its engine answering, room left, and able to enforce the limits. Of two
-   * random such nodes, the one with fewer live backends (Plane's rule).
-   */
+  /** Picks the node for a new backend (chooseNode). */
   async place(limits: ResourceLimits, now = new Date()): Promise<Placement> {
-    const nodes = await this.listNodes(now);
-    const alive = nodes.filter((node) => node.status !== 'lost');
-    if (alive.length === 0) throw new NoReadyNodeError(nodes.length === 0 ? 'no node has registered' : 'every node is past its lease');
-    const ready = alive.filter((node) => node.status === 'ready');
-    if (ready.length === 0) throw new NoReadyNodeError('every live node is draining');
-    const engines = ready.filter((node) => node.engineOk);
-    if (engines.length === 0) throw new DockerUnavailableError(new Error(ready[0]?.engineError ?? 'the engine did not answer'));
-    const roomy = engines.filter((node) => node.capacity.maxBackends === 0 || node.liveBackends < node.capacity.maxBackends);
-    if (roomy.length === 0) throw new NoReadyNodeError('every node is full');
-    for (const [limit, capability] of CAPABILITY_OF) {
-      if (limits[limit] !== undefined && !roomy.some((node) => node.capabilities[capability])) throw new UnenforceableLimitError(capability);
-    }
-    const able = roomy.filter((node) => CAPABILITY_OF.every(([limit, capability]) => limits[limit] === undefined || node.capabilities[capability]));
-    const first = able[Math.floor(this.random() * able.length)]!;
-    const second = able[Math.floor(this.random() * able.length)]!;
-    const chosen = second.liveBackends < first.liveBackends ? second : first;
-    return { name: chosen.name, address: chosen.address };
+    return chooseNode(await this.listNodes(now), limits, this.random);
   }
 
   private rowToNode(row: NodeWithLoad, now: Date): Node {
@@ -126,4 +106,30 @@ export class NodeService {
       liveBackends: row.live_backends,
     };
   }
+}
+
+/**
+ * The node for a new backend: ready, not draining, within its lease, its
+ * engine answering, room left, and able to enforce the limits asked for. Of
+ * two random such nodes, the one with fewer live backends (Plane's rule: nearly
+ * as even as the least loaded, without every API replica piling on one node).
+ * Each refusal names why, so that an operator can act on it.
+ */
+export function chooseNode(nodes: readonly Node[], limits: ResourceLimits, random: () => number): Placement {
+  const alive = nodes.filter((node) => node.status !== 'lost');
+  if (alive.length === 0) throw new NoReadyNodeError(nodes.length === 0 ? 'no node has registered' : 'every node is past its lease');
+  const ready = alive.filter((node) => node.status === 'ready');
+  if (ready.length === 0) throw new NoReadyNodeError('every live node is draining');
+  const engines = ready.filter((node) => node.engineOk);
+  if (engines.length === 0) throw new DockerUnavailableError(new Error(ready[0]?.engineError ?? 'the engine did not answer'));
+  const roomy = engines.filter((node) => node.capacity.maxBackends === 0 || node.liveBackends < node.capacity.maxBackends);
+  if (roomy.length === 0) throw new NoReadyNodeError('every node is full');
+  for (const [limit, capability] of CAPABILITY_OF) {
+    if (limits[limit] !== undefined && !roomy.some((node) => node.capabilities[capability])) throw new UnenforceableLimitError(capability);
+  }
+  const able = roomy.filter((node) => CAPABILITY_OF.every(([limit, capability]) => limits[limit] === undefined || node.capabilities[capability]));
+  const first = able[Math.floor(random() * able.length)]!;
+  const second = able[Math.floor(random() * able.length)]!;
+  const chosen = second.liveBackends < first.liveBackends ? second : first;
+  return { name: chosen.name, address: chosen.address };
 }
