@@ -34,6 +34,7 @@ export function apiClient(baseUrl: string, defaultToken?: string) {
     return { status: response.status, headers: response.headers, body: parsed as T, text };
   }
   return {
+    baseUrl,
     /** The token this client sends by default, for requests made with other tools (SSE). */
     token: defaultToken,
     request,
