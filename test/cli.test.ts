@@ -6,6 +6,7 @@ import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { inspectBackendContainer } from './support/backends.ts';
 import { ADMIN_TOKEN, freePort, TestBerth } from './support/berth.ts';
 import { createTestDocker } from './support/docker.ts';
 import { ensureTestImage } from './support/test-image.ts';
@@ -46,11 +47,17 @@ describe('berth CLI', () => {
   let backendId: string;
 
   const berthCli = (args: string[], env: Record<string, string> = accountEnv) => runCli(args, env);
-  /** Runs a command that must succeed, and parses its --json output. */
-  async function json<T = any>(args: string[], env: Record<string, string> = accountEnv): Promise<T> {
+  /** Runs a command that must succeed, and parses its --json output: one JSON value per line. */
+  async function jsonLines<T = any>(args: string[], env: Record<string, string> = accountEnv): Promise<T[]> {
     const result = await berthCli([...args, '--json'], env);
     if (result.code !== 0) throw new Error(`berth ${args.join(' ')} exited ${result.code}: ${result.stderr}`);
-    return JSON.parse(result.stdout) as T;
+    return result.stdout.split('\n').filter(Boolean).map((line) => JSON.parse(line) as T);
+  }
+  /** The same, for a command that prints a single value. */
+  async function json<T = any>(args: string[], env: Record<string, string> = accountEnv): Promise<T> {
+    const values = await jsonLines<T>(args, env);
+    if (values.length !== 1) throw new Error(`berth ${args.join(' ')} printed ${values.length} JSON values, not one`);
+    return values[0]!;
   }
 
   beforeAll(async () => {
@@ -129,7 +136,7 @@ describe('berth CLI', () => {
     expect(created).toEqual({ code: 0, stdout: 'created service echo in account cli, image repository cli/echo\n', stderr: '' });
     expect(await json(['service', 'create', 'spare'])).toMatchObject({ name: 'spare', image_name: 'cli/spare' });
     expect((await berthCli(['service', 'list'])).stdout).toBe('echo\nspare\n');
-    expect(await json(['service', 'list'])).toEqual(['echo', 'spare']);
+    expect(await jsonLines(['service', 'list'])).toEqual(['echo', 'spare']);
 
     const info = await berthCli(['service', 'info', 'echo']);
     expect(info.code).toBe(0);
@@ -153,7 +160,7 @@ describe('berth CLI', () => {
     expect(pushed.stdout).toMatch(/\nv1 \* +sha256:/);
     expect((await docker.getImage('cli/echo:v1').inspect()).Id).toBe(id);
 
-    expect(await json(['service', 'images', 'echo'])).toEqual([{ digest: id, tag: 'v1', repository: 'cli/echo', upload_time: expect.any(String) }]);
+    expect(await jsonLines(['service', 'images', 'echo'])).toEqual([{ digest: id, tag: 'v1', repository: 'cli/echo', upload_time: expect.any(String) }]);
     const missing = await berthCli(['push', 'echo', 'berth-test/no-such-image:latest']);
     expect(missing).toEqual({ code: 1, stdout: '', stderr: 'berth: no image "berth-test/no-such-image:latest" on the local Docker engine\n' });
 
@@ -171,7 +178,8 @@ describe('berth CLI', () => {
     expect(watched.code).toBe(0);
     const lines = watched.stdout.trim().split('\n');
     expect(lines.map((line) => line.split(/ +/)[1])).toEqual(['scheduled', 'starting', 'waiting', 'ready']);
-    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+Z  scheduled$/);
+    // Each line says how long the wait has lasted.
+    expect(lines[0]).toMatch(/^\d{4}-\d\d-\d\dT\S+Z  scheduled  \(\d+\.\d s\)$/);
     expect(await json(['status', backendId])).toEqual({ status: 'ready', time: expect.any(String) });
 
     const echoed = await (await fetch(connected.url)).json();
@@ -186,18 +194,23 @@ describe('berth CLI', () => {
     expect(nobody.code).toBe(1);
     expect(nobody.stderr).toMatch(/^berth: no running backend holds key "nobody" and spawn is false \(code no_backend_for_key, request req_/);
 
-    const backends = await json<Array<{ id: string; key: string; status: { status: string } }>>(['backends']);
+    const backends = await jsonLines<{ id: string; key: string; status: { status: string } }>(['backends', 'list']);
     expect(backends.map((backend) => [backend.id, backend.key, backend.status.status])).toEqual([[backendId, 'doc-1', 'ready']]);
-    expect((await berthCli(['backends'])).stdout).toMatch(new RegExp(`\\n${backendId} +echo +default +doc-1 +ready +\\S+\\n$`));
+    const table = new RegExp(`^BACKEND +SERVICE +ENVIRONMENT +KEY +STATUS +SINCE\\n${backendId} +echo +default +doc-1 +ready +\\S+\\n$`);
+    expect((await berthCli(['backends', 'list'])).stdout).toMatch(table);
+    // `backends` alone still lists, as before.
+    expect((await berthCli(['backends'])).stdout).toMatch(table);
 
     // Without --follow: the stored lines, then the command ends on its own.
     await new Promise((resolve) => setTimeout(resolve, 700));
     const logs = await berthCli(['logs', backendId]);
     expect(logs.code).toBe(0);
-    expect(logs.stdout.split('\n')).toEqual(expect.arrayContaining(['stderr hello', 'listening on 8080', 'tick 1', 'tick 2']));
-    const jsonLogs = (await berthCli(['logs', backendId, '--json'])).stdout.trim().split('\n').map((line) => JSON.parse(line));
-    expect(jsonLogs.slice(0, 1)).toEqual([{ id: expect.stringMatching(/^\d+$/), line: expect.any(String) }]);
-    expect(jsonLogs.map((entry) => entry.line)).toContain('listening on 8080');
+    // Each line with its time and the stream it came from.
+    const logLines = logs.stdout.trim().split('\n').map((line) => /^(\d{4}-\d\d-\d\dT\S+Z)  (stdout|stderr)  (.*)$/.exec(line)?.slice(2));
+    expect(logLines).toEqual(expect.arrayContaining([['stderr', 'stderr hello'], ['stdout', 'listening on 8080'], ['stdout', 'tick 1'], ['stdout', 'tick 2']]));
+    const jsonLogs = await jsonLines(['logs', backendId]);
+    expect(jsonLogs.slice(0, 1)).toEqual([{ id: expect.stringMatching(/^\d+$/), time: expect.stringMatching(/Z$/), stream: expect.stringMatching(/^std(out|err)$/), line: expect.any(String) }]);
+    expect(jsonLogs).toContainEqual(expect.objectContaining({ stream: 'stderr', line: 'stderr hello' }));
   });
 
   it('terminates a backend, follows its logs to the end, and fails a second terminate with the server message', async () => {
@@ -206,7 +219,7 @@ describe('berth CLI', () => {
     expect(await berthCli(['terminate', backendId])).toEqual({ code: 0, stdout: `terminating backend ${backendId}\n`, stderr: '' });
     const followed = await following;
     expect(followed.code).toBe(0);
-    expect(followed.stdout.trim().split('\n').at(-1)).toBe('got SIGTERM');
+    expect(followed.stdout.trim().split('\n').at(-1)).toMatch(/  stdout  got SIGTERM$/);
 
     // Watching a backend that has terminated prints its history and exits 1.
     const watched = await berthCli(['status', backendId, '--watch', '--json']);
@@ -218,12 +231,16 @@ describe('berth CLI', () => {
     expect(second.code).toBe(1);
     expect(second.stdout).toBe('');
     expect(second.stderr).toMatch(new RegExp(`^berth: backend "${backendId}" is not running \\(code BackendNotRunning, ${REQUEST_ID.source}\\)\\n$`));
-    expect(await json(['backends'])).toEqual([]);
+    expect(await jsonLines(['backends'])).toEqual([]);
+    // With --service, terminated backends too.
+    expect((await jsonLines(['backends', 'list', '--service', 'echo'])).map((backend) => [backend.id, backend.status.status])).toEqual([[backendId, 'terminated']]);
   });
 
-  it('connects and waits until ready in one command, then terminates hard with --json', async () => {
-    const connected = await json(['connect', 'echo', '--wait', '--timeout', '30']);
+  it('connects with limits and waits until ready in one command, then terminates hard with --json', async () => {
+    const connected = await json(['connect', 'echo', '--wait', '--timeout', '30', '--memory', '64m', '--cpu', '50', '--lifetime', '600', '--max-idle', '120']);
     expect(connected).toMatchObject({ spawned: true, status: 'ready' });
+    const container = await inspectBackendContainer(docker, connected.backend_id);
+    expect(container?.HostConfig).toMatchObject({ Memory: 64 * 1024 * 1024, CpuPeriod: 100_000, CpuQuota: 50_000 });
     expect(await json(['terminate', connected.backend_id, '--hard'])).toEqual({ status: 'ok', backend_id: connected.backend_id, hard: true });
 
     const never = await berthCli(['connect', 'echo', '--env', 'APP_NEVER_LISTEN=1', '--wait', '--timeout', '2']);
@@ -240,5 +257,8 @@ describe('berth CLI', () => {
     const badFlag = await berthCli(['connect', 'echo', '--max-idle', 'soon']);
     expect(badFlag.code).toBe(1);
     expect(badFlag.stderr).toContain("option '--max-idle <seconds>' argument 'soon' is invalid");
+    const badSize = await berthCli(['connect', 'echo', '--memory', 'lots']);
+    expect(badSize.code).toBe(1);
+    expect(badSize.stderr).toContain("option '--memory <size>' argument 'lots' is invalid. must be a size such as 512m, 1g or a number of bytes");
   });
 });

@@ -170,6 +170,8 @@ describe('berth/client', () => {
     // Not following: the stored lines, then the end, while the backend goes on logging.
     const stored = await collect(client.logStream(id, { follow: false }));
     expect(stored.map((entry) => entry.line)).toEqual(expect.arrayContaining(lines));
+    // Each line with when it was read and from which stream (the stream's ?format=json).
+    expect(stored.find((entry) => entry.line === 'stderr hello')).toEqual({ id: expect.stringMatching(/^\d+$/), time: expect.stringMatching(/^\d{4}-.*Z$/), stream: 'stderr', line: 'stderr hello' });
     const resumed = await collect(client.logStream(id, { follow: false, lastEventId: stored[1]!.id! }));
     expect(resumed[0]).toEqual(stored[2]);
 

@@ -1,8 +1,21 @@
 import type { Command } from 'commander';
 import { BACKEND_STATUSES, BerthApiError, type BackendStatus, type BerthClient, type ConnectRequest, type SpawnConfig } from '../client/index.ts';
 import { createClient, resolveAccount } from './config.ts';
-import { collectKeyValue, parseJsonObject, parseSeconds, withAccount, withJson } from './options.ts';
-import { CliError, describeStatus, printFields, printJson, printJsonLine, printLine, printTable, Spinner, statusLine, type OutputOptions } from './output.ts';
+import { collectKeyValue, parseBytes, parseJsonObject, parsePercent, parseSeconds, withAccount, withJson } from './options.ts';
+import {
+  CliError,
+  describeStatus,
+  formatElapsed,
+  printFields,
+  printJson,
+  printJsonLine,
+  printJsonLines,
+  printLine,
+  printTable,
+  Spinner,
+  statusLine,
+  type OutputOptions,
+} from './output.ts';
 
 const READY_RANK = BACKEND_STATUSES.indexOf('ready');
 /** Pause before following the status stream again after it dropped. */
@@ -17,6 +30,9 @@ interface ConnectOptions extends OutputOptions {
   env?: Record<string, string>;
   maxIdle?: number;
   lifetime?: number;
+  memory?: number;
+  cpu?: number;
+  cpuTime?: number;
   tag?: string;
   /** false with --no-spawn. */
   spawn: boolean;
@@ -39,6 +55,9 @@ export function registerBackendCommands(program: Command): void {
     .option('--env <KEY=VALUE>', 'environment variable of the backend (repeatable)', collectKeyValue)
     .option('--max-idle <seconds>', 'terminate after this long without requests or connections (default 300)', parseSeconds)
     .option('--lifetime <seconds>', 'terminate after this long in any case', parseSeconds)
+    .option('--memory <size>', 'memory limit: bytes, or with a unit (512m, 1g, 256MiB)', parseBytes)
+    .option('--cpu <percent>', 'CPU limit in percent of one core (50, 200 for two cores)', parsePercent)
+    .option('--cpu-time <seconds>', 'CPU time the backend may use in all before it is killed', parseSeconds)
     .option('--tag <tag>', "image tag (or sha256: image id) to spawn instead of the environment's")
     .option('--no-spawn', 'only return the backend holding --key; never start one')
     .option('--wait', 'then wait until the backend is ready (exit 1 if it terminates instead)')
@@ -84,9 +103,9 @@ export function registerBackendCommands(program: Command): void {
     .option('-f, --follow', 'keep printing new lines until the backend has terminated')
     .action(async (backendId: string, options: OutputOptions & { follow?: boolean }) => {
       const client = await createClient();
-      for await (const { id, line } of client.logStream(backendId, { follow: options.follow === true })) {
-        if (options.json) printJsonLine({ ...(id ? { id } : {}), line });
-        else printLine(line);
+      for await (const entry of client.logStream(backendId, { follow: options.follow === true })) {
+        if (options.json) printJsonLine(entry);
+        else printLine(entry.time ? `${entry.time}  ${(entry.stream ?? 'stdout').padEnd(6)}  ${entry.line}` : entry.line);
       }
     });
 
@@ -100,22 +119,28 @@ export function registerBackendCommands(program: Command): void {
       else printLine(`${hard ? 'hard-terminating' : 'terminating'} backend ${backendId}`);
     });
 
-  withJson(withAccount(program.command('backends').description("the account's backends that have not terminated"))).action(
-    async (options: OutputOptions & { account?: string }) => {
-      const client = await createClient();
-      const account = await resolveAccount(client, options.account);
-      const backends = await client.runningBackends(account);
-      if (options.json) {
-        printJson(backends);
-        return;
-      }
-      printTable(
-        ['BACKEND', 'SERVICE', 'ENVIRONMENT', 'KEY', 'STATUS', 'SINCE'],
-        backends.map((backend) => [backend.id, backend.service_name, backend.environment_name, backend.key ?? '-', backend.status.status, backend.status.time]),
-        `account ${account} has no running backends`,
-      );
-    },
-  );
+  const backends = program.command('backends').description("the account's backends (`backends list`, also the default)");
+  withJson(
+    withAccount(
+      backends
+        .command('list', { isDefault: true })
+        .description("the account's backends that have not terminated, or with --service all of a service's")
+        .option('--service <service>', "every backend of this service, terminated ones included, newest first"),
+    ),
+  ).action(async (options: OutputOptions & { account?: string; service?: string }) => {
+    const client = await createClient();
+    const account = await resolveAccount(client, options.account);
+    const listed = options.service ? await client.serviceBackends(account, options.service) : await client.runningBackends(account);
+    if (options.json) {
+      printJsonLines(listed);
+      return;
+    }
+    printTable(
+      ['BACKEND', 'SERVICE', 'ENVIRONMENT', 'KEY', 'STATUS', 'SINCE'],
+      listed.map((backend) => [backend.id, backend.service_name, backend.environment_name, backend.key ?? '-', backend.status.status, backend.status.time]),
+      options.service ? `service ${options.service} has no backends` : `account ${account} has no running backends`,
+    );
+  });
 }
 
 function connectRequest(options: ConnectOptions): ConnectRequest {
@@ -123,11 +148,18 @@ function connectRequest(options: ConnectOptions): ConnectRequest {
     ...(options.tag !== undefined ? { tag: options.tag } : {}),
     ...(options.maxIdle !== undefined ? { max_idle_seconds: options.maxIdle } : {}),
     ...(options.lifetime !== undefined ? { lifetime_limit_seconds: options.lifetime } : {}),
-    ...(options.env ? { executable: { env: options.env } } : {}),
   };
+  const limits = {
+    ...(options.memory !== undefined ? { memory_limit_bytes: options.memory } : {}),
+    ...(options.cpu !== undefined ? { cpu_period_percent: options.cpu } : {}),
+    ...(options.cpuTime !== undefined ? { cpu_time_limit: options.cpuTime } : {}),
+  };
+  if (options.env || Object.keys(limits).length > 0) {
+    spawn.executable = { ...(options.env ? { env: options.env } : {}), ...(Object.keys(limits).length > 0 ? { resource_limits: limits } : {}) };
+  }
   const spawnOptions = Object.keys(spawn);
   if (!options.spawn && spawnOptions.length > 0) {
-    throw new CliError('--no-spawn never starts a backend, so --tag, --env, --max-idle and --lifetime do not apply');
+    throw new CliError('--no-spawn never starts a backend, so --tag, --env, --max-idle, --lifetime, --memory, --cpu and --cpu-time do not apply');
   }
   if (!options.spawn && options.key === undefined) throw new CliError('--no-spawn needs --key: it returns the backend holding that key');
   return {
@@ -162,11 +194,13 @@ async function watchStatus(
 ): Promise<BackendStatus> {
   const signal = options.timeout ? AbortSignal.timeout(options.timeout * 1000) : undefined;
   const spinner = !options.json && !options.quiet && process.stdout.isTTY ? new Spinner() : undefined;
+  const startedAt = performance.now();
+  const elapsed = () => formatElapsed(performance.now() - startedAt);
   const show = (status: BackendStatus) => {
     if (options.quiet) return;
     if (options.json) printJsonLine(status);
     else if (spinner) spinner.start(`${describeStatus(status)} since ${status.time}`);
-    else printLine(statusLine(status));
+    else printLine(`${statusLine(status)}  (${elapsed()})`);
   };
   const timedOut = (last: BackendStatus | undefined) =>
     new CliError(`backend ${backendId} was not ready within ${options.timeout} s${last ? ` (last status: ${describeStatus(last)})` : ''}`);
@@ -184,7 +218,7 @@ async function watchStatus(
           last = status;
           show(status);
           if ((status.status === 'ready' && !pastReady) || status.status === 'terminated') {
-            spinner?.stop(`${status.status === 'ready' ? '✔' : '✖'} ${describeStatus(status)} at ${status.time}`);
+            spinner?.stop(`${status.status === 'ready' ? '✔' : '✖'} ${describeStatus(status)} at ${status.time} (after ${elapsed()})`);
             if (status.status !== 'ready' && !options.json) {
               process.stderr.write(`berth: backend ${backendId} has terminated${pastReady ? '' : ' without becoming ready'}\n`);
             }

@@ -18,13 +18,25 @@ export interface OutputOptions {
   json?: boolean;
 }
 
+/** `--json` output is always one JSON value per line, so that `jq`, `grep` and line-by-line readers take it as it is. */
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+  process.stdout.write(`${JSON.stringify(value)}\n`);
 }
 
-/** One JSON value per line, for commands that print as things happen (`status --watch`, `logs`). */
-export function printJsonLine(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value)}\n`);
+/** For commands that print as things happen (`status --watch`, `logs`); the same as printJson. */
+export const printJsonLine = printJson;
+
+/** A list: one line per item, nothing at all for an empty one. */
+export function printJsonLines(values: readonly unknown[]): void {
+  for (const value of values) printJson(value);
+}
+
+/** `4.2 s`, `1 min 05 s`: how long a wait has lasted so far. */
+export function formatElapsed(ms: number): string {
+  const seconds = ms / 1000;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const whole = Math.floor(seconds);
+  return `${Math.floor(whole / 60)} min ${String(whole % 60).padStart(2, '0')} s`;
 }
 
 export function printLine(text = ''): void {
@@ -67,11 +79,12 @@ export function statusLine(status: BackendStatus): string {
 const SPINNER_FRAMES = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
 const SPINNER_INTERVAL_MS = 80;
 
-/** A one-line spinner on a TTY: `update` changes its text, `stop` replaces it with a final line. */
+/** A one-line spinner on a TTY showing the time since it started: `update` changes its text, `stop` replaces it with a final line. */
 export class Spinner {
   private frame = 0;
   private text = '';
   private timer: NodeJS.Timeout | undefined;
+  private readonly startedAt = performance.now();
 
   constructor(private readonly stream: NodeJS.WriteStream = process.stdout) {}
 
@@ -97,8 +110,13 @@ export class Spinner {
     if (finalLine !== undefined) this.stream.write(`${finalLine}\n`);
   }
 
+  /** Time since the spinner was made. */
+  get elapsed(): string {
+    return formatElapsed(performance.now() - this.startedAt);
+  }
+
   private render(): void {
-    this.stream.write(`\r\x1b[K${SPINNER_FRAMES[this.frame]} ${this.text}`);
+    this.stream.write(`\r\x1b[K${SPINNER_FRAMES[this.frame]} ${this.text} · ${this.elapsed}`);
   }
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Service, ServiceImage } from '../client/index.ts';
 import { createClient, resolveAccount } from './config.ts';
 import { withAccount, withJson } from './options.ts';
-import { printFields, printJson, printLine, printTable, type OutputOptions } from './output.ts';
+import { printFields, printJson, printJsonLines, printLine, printTable, type OutputOptions } from './output.ts';
 
 interface AccountOptions extends OutputOptions {
   account?: string;
@@ -31,7 +31,7 @@ export function registerServiceCommands(program: Command): void {
   withJson(withAccount(service.command('list').description("list the account's services"))).action(async (options: AccountOptions) => {
     const { client, account } = await inAccount(options);
     const names = await client.services.list(account);
-    if (options.json) printJson(names);
+    if (options.json) printJsonLines(names);
     else if (names.length === 0) printLine(`account ${account} has no services`);
     else for (const name of names) printLine(name);
   });
@@ -67,7 +67,7 @@ export function registerServiceCommands(program: Command): void {
     async (name: string, options: AccountOptions) => {
       const { client, account } = await inAccount(options);
       const images = await client.services.images(account, name);
-      if (options.json) printJson(images);
+      if (options.json) printJsonLines(images);
       else printImages(images, `no images in the repository of service ${name} yet (see: berth push)`);
     },
   );

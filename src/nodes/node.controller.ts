@@ -5,7 +5,7 @@ import { parseInput } from '../http/validation.ts';
 import { z } from 'zod';
 import type { Node } from './node.service.ts';
 
-const NODE_NAME = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be a node name');
+export const NODE_NAME = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be a node name');
 
 /** Admin-only: the nodes, and taking one out of placement (drain) or back in. */
 export function nodeController(router: BerthRouter, authenticated: BerthMiddleware): void {

@@ -5,6 +5,7 @@ import { BACKENDS_QUERY, CONNECT_BODY, SPAWN_CONFIG, TERMINATE_BODY } from '../b
 import { READY_BACKEND_ID, READY_TOKEN } from '../backends/ready.controller.ts';
 import { NAME } from '../http/validation.ts';
 import { LOGS_QUERY } from '../logs/log.controller.ts';
+import { NODE_NAME } from '../nodes/node.controller.ts';
 import { CONTAINER_SETTINGS_BODY, CREATE_SERVICE_BODY, UPDATE_SERVICE_BODY } from '../services/service.schemas.ts';
 import { CONNECT_RESPONSE, OK_RESPONSE } from './response.schemas.ts';
 
@@ -18,7 +19,7 @@ export interface ApiOperation {
   route: string;
   operationId: string;
   summary: string;
-  tag: 'health' | 'accounts' | 'services' | 'backends' | 'streams' | 'pages';
+  tag: 'health' | 'accounts' | 'services' | 'backends' | 'streams' | 'nodes' | 'pages';
   auth: OperationAuth;
   /** Schemas of path parameters other than the usual ones (see PATH_PARAMS). */
   params?: Record<string, z.ZodType>;
@@ -77,6 +78,11 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'options', route: '/v2/backend/:id/status/stream', operationId: 'backendStatusStreamPreflight', summary: 'CORS preflight', tag: 'streams', auth: 'none', ok: { status: 204, description: 'Allowed', media: 'none' } },
   { method: 'get', route: '/v2/backend/:id/logs/stream', operationId: 'backendLogStream', summary: 'Stored log lines, then new ones until the backend has terminated', tag: 'streams', auth: 'token', query: LOGS_QUERY, ok: sse('One log line per event') },
   { method: 'get', route: '/v2/backend/:id/metrics/stream', operationId: 'backendMetricsStream', summary: 'About one resource sample a second while the container runs', tag: 'streams', auth: 'token', ok: sse('One JSON sample per event') },
+
+  // Nodes (schedulers, one per Docker host)
+  { method: 'get', route: '/v2/nodes', operationId: 'listNodes', summary: 'Every node: address, status, heartbeat, live backends, engine health, capabilities', tag: 'nodes', auth: 'admin', ok: json('{nodes}') },
+  { method: 'post', route: '/v2/node/:name/drain', operationId: 'drainNode', summary: 'No new backends on the node; those running stay', tag: 'nodes', auth: 'admin', params: { name: NODE_NAME }, body: z.strictObject({}), ok: json('The node') },
+  { method: 'post', route: '/v2/node/:name/ready', operationId: 'readyNode', summary: 'Undo a drain', tag: 'nodes', auth: 'admin', params: { name: NODE_NAME }, body: z.strictObject({}), ok: json('The node') },
 
   // Browser pages
   { method: 'get', route: '/ready/:id/:token{/}', operationId: 'readyPage', summary: 'ready_url: redirects to the backend once it is ready', tag: 'pages', auth: 'none', params: { id: z.string().regex(READY_BACKEND_ID), token: z.string().regex(READY_TOKEN) }, ok: { status: 200, description: 'HTML page; a miss is a 404 HTML page', media: 'html' } },
