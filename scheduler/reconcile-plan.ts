@@ -12,6 +12,8 @@ import type { ContainerState } from './executor.ts';
 export interface RunView {
   /** The container is being made (or a failed one removed): spawn() owns the outcome. */
   creating: boolean;
+  /** A spawn, or a wait for readiness, is in flight: it will record what comes next. */
+  busy: boolean;
   /** This process already acted on the backend's termination (signal sent). */
   terminationActed: boolean;
 }
@@ -78,16 +80,17 @@ function planBackend(backend: BackendView, container: ContainerState | undefined
     return container ? { kind: 'resume', backendId, removeContainerId: container.containerId } : { kind: 'spawn', backendId };
   }
   if (STARTING.includes(backend.status)) {
-    // A run without a container is pulling or between steps.
-    if (run && !container) return undefined;
+    // A spawn in flight is pulling or between steps; one that was cut short (the database away) is not.
+    if (run?.busy) return undefined;
     if (!container) return { kind: 'resume', backendId, removeContainerId: null };
-    if (container.running) return run ? undefined : { kind: 'adopt', backendId, container };
+    if (container.running) return { kind: 'adopt', backendId, container };
     if (neverStarted(container)) return { kind: 'resume', backendId, removeContainerId: container.containerId };
     return { kind: 'record-exit', backendId, container };
   }
   if (SERVING.includes(backend.status)) {
     if (!container) return { kind: 'lost', backendId };
-    if (container.running) return run ? undefined : { kind: 'adopt', backendId, container };
+    // `waiting` with nobody waiting for readiness (a write of `ready` failed): wait again.
+    if (container.running) return run?.busy || (run && backend.status === 'ready') ? undefined : { kind: 'adopt', backendId, container };
     return { kind: 'record-exit', backendId, container };
   }
   if (STOPPING.includes(backend.status)) {

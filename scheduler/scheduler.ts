@@ -68,6 +68,8 @@ interface Run {
   creating?: boolean;
   /** True while spawn() runs for it: reconciling leaves it alone. */
   spawning?: boolean;
+  /** True while an adopted backend is waited for until it answers HTTP. */
+  waiting?: boolean;
   /** A signal was sent for its termination: reconciling need not send it again. */
   terminationActed?: boolean;
   graceTimer?: NodeJS.Timeout;
@@ -446,7 +448,10 @@ export class Scheduler {
     const live = await this.store.listLiveBackends();
     const containers = await this.executor.listManaged(this.scope);
     const runs = new Map(
-      [...this.runs].map(([id, run]) => [id, { creating: run.creating === true || run.spawning === true, terminationActed: run.terminationActed === true }]),
+      [...this.runs].map(([id, run]) => [
+        id,
+        { creating: run.creating === true, busy: run.spawning === true || run.waiting === true, terminationActed: run.terminationActed === true },
+      ]),
     );
     const backends = new Map(live.map((backend) => [backend.id, backend]));
     for (const action of planReconcile(live, containers, runs)) {
@@ -506,9 +511,10 @@ export class Scheduler {
         const address = { host: this.options.node.address, port: container.hostPort };
         await this.store.setContainer(backend.id, { containerId: container.containerId, hostPort: container.hostPort });
         await this.store.record(backend.id, 'waiting', { address: formatAddress(address) });
-        void this.waitUntilReady(backend, run, address).catch((error: unknown) =>
-          this.log.error({ err: error, backend_id: backend.id }, 'waiting for an adopted backend failed'),
-        );
+        run.waiting = true;
+        void this.waitUntilReady(backend, run, address)
+          .catch((error: unknown) => this.log.error({ err: error, backend_id: backend.id }, 'waiting for an adopted backend failed'))
+          .finally(() => (run.waiting = false));
         return;
       }
       case 'terminating':

@@ -76,6 +76,12 @@ function openPostgres(databaseUrl: string, logger: Logger): Storage {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10, connectionTimeoutMillis: 5000 });
   // An idle client losing its connection must not crash berth; the pool replaces it.
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
+  // pg-pool listens for errors only on idle clients: a connection that drops while a client is
+  // checked out (a database restart mid-query) would emit an error nobody handles and end the
+  // process. The query itself fails with the same error; this only keeps the process alive.
+  pool.on('connect', (client) => {
+    client.on('error', (error) => logger.warn({ err: error }, 'database connection lost while in use'));
+  });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   const notifications = new PostgresNotifications(databaseUrl, logger);
   return {

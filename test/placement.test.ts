@@ -66,8 +66,9 @@ function container(backendId: string, state: 'running' | 'created' | 'exited'): 
 }
 
 const idle = new Map<string, RunView>();
-const busy = (id: string) => new Map<string, RunView>([[id, { creating: true, terminationActed: false }]]);
-const following = (id: string, terminationActed = false) => new Map<string, RunView>([[id, { creating: false, terminationActed }]]);
+const busy = (id: string) => new Map<string, RunView>([[id, { creating: true, busy: true, terminationActed: false }]]);
+const waiting = (id: string) => new Map<string, RunView>([[id, { creating: false, busy: true, terminationActed: false }]]);
+const following = (id: string, terminationActed = false) => new Map<string, RunView>([[id, { creating: false, busy: false, terminationActed }]]);
 
 describe('the reconcile plan', () => {
   it('converges each way the database and the engine can disagree', () => {
@@ -102,10 +103,16 @@ describe('the reconcile plan', () => {
   it('leaves alone what this process is doing', () => {
     expect(planReconcile([{ id: 'a', status: 'starting' }], [container('a', 'created')], busy('a'))).toEqual([]);
     expect(planReconcile([{ id: 'a', status: 'scheduled' }], [], following('a'))).toEqual([]);
+    expect(planReconcile([{ id: 'a', status: 'waiting' }], [container('a', 'running')], waiting('a'))).toEqual([]);
     expect(planReconcile([{ id: 'a', status: 'ready' }], [container('a', 'running')], following('a'))).toEqual([]);
     expect(planReconcile([{ id: 'a', status: 'terminating' }], [container('a', 'running')], following('a', true))).toEqual([]);
     // A container of a backend this process is making is not an orphan, even if the database was read before it existed.
     expect(planReconcile([], [container('new', 'running')], busy('new'))).toEqual([]);
+  });
+
+  it('waits again for a backend whose readiness could not be recorded (the database was away)', () => {
+    expect(planReconcile([{ id: 'a', status: 'waiting' }], [container('a', 'running')], following('a'))).toMatchObject([{ kind: 'adopt', backendId: 'a' }]);
+    expect(planReconcile([{ id: 'a', status: 'starting' }], [container('a', 'running')], following('a'))).toMatchObject([{ kind: 'adopt', backendId: 'a' }]);
   });
 
   it('acts on a termination whose event was lost, even for a backend it follows', () => {
