@@ -45,9 +45,15 @@ export async function followContainerLogs(docker: Dockerode, containerId: string
   const release = () => {
     if (--holds === 0) stream.resume();
   };
+  // The engine stamps each message as it reads it, so times only rise. Its json-file follower can
+  // hand out lines again when the file rotates under it; those come with older times and are dropped.
+  let latestMs = sinceMs ?? Number.NEGATIVE_INFINITY;
   const parser = new DockerLogParser(
     (line) => {
-      if (sinceMs !== undefined && line.time.getTime() <= sinceMs) return;
+      const ms = line.time.getTime();
+      if (sinceMs !== undefined && ms <= sinceMs) return;
+      if (ms < latestMs) return;
+      latestMs = ms;
       const held = options.onLine(line);
       if (!held) return;
       if (holds++ === 0) stream.pause();

@@ -86,6 +86,7 @@ describe.each(testDatabases())('backend statuses and listings on $kind', (databa
       image_digest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
       key: 'meta',
       max_mem_bytes: null,
+      node: expect.any(String),
       service_name: 'echo',
       statuses: expect.any(Array),
     });
@@ -111,6 +112,7 @@ describe.each(testDatabases())('backend statuses and listings on $kind', (databa
       image_digest: expect.any(String),
       key: 'list-2',
       max_mem_bytes: null,
+      node: expect.any(String),
       ready_timestamp: expect.any(String),
       service_name: 'echo',
       status: { status: 'ready', time: expect.any(String) },

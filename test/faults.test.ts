@@ -120,7 +120,13 @@ describe.skipIf(process.getuid?.() !== 0)('the Docker engine restarted while bac
     const managed = await lab.hosts[0]!.docker.listContainers({ all: true, filters: { label: ['berth.managed=true'] } });
     expect(managed.filter((container) => ids.includes(container.Labels['berth.backend-id'] ?? ''))).toEqual([]);
 
-    const fresh = (await api.post('/v2/service/acme/echo/connect', { key: 'k0' })).body;
+    // Until the node's next heartbeat says its engine is back, connect answers 503 docker_unavailable.
+    let fresh: { spawned?: boolean; backend_id: string } = { backend_id: '' };
+    await waitUntil(async () => {
+      const answer = await api.post('/v2/service/acme/echo/connect', { key: 'k0' });
+      fresh = answer.body;
+      return answer.status === 200;
+    }, CONVERGE_MS, 'a connect to be placed again');
     expect(fresh.spawned).toBe(true);
     await waitForStatus(api, fresh.backend_id, 'ready', CONVERGE_MS);
   });
