@@ -4,7 +4,7 @@
  * 1. Connect for a held key: POST /v2/service/{a}/{s}/connect for a key whose
  *    backend is already ready, with one client and with 10 concurrent clients.
  * 2. Cold start: connect for a new key until the status stream says `ready`,
- *    beside the same image started directly with DockerExecutor (create,
+ *    beside the same image started directly with DockerEngine (create,
  *    start, wait for HTTP), runs interleaved so drift hits both alike.
  *
  * berth runs in this process (TestBerth) on PGlite, and on PostgreSQL as well
@@ -25,7 +25,7 @@ import { Worker } from 'node:worker_threads';
 import type Dockerode from 'dockerode';
 import { customAlphabet } from 'nanoid';
 import pg from 'pg';
-import { DockerExecutor } from '../scheduler/docker-executor.ts';
+import { DockerEngine } from '../scheduler/docker/docker-engine.ts';
 import { spawnSpec } from '../scheduler/scheduler.ts';
 import type { ScheduledBackend } from '../scheduler/store.ts';
 import type { TestBerth } from '../test/support/berth.ts';
@@ -325,7 +325,7 @@ class BenchBerth {
     return rows;
   }
 
-  async coldStart(executor: DockerExecutor): Promise<ColdRow> {
+  async coldStart(executor: DockerEngine): Promise<ColdRow> {
     const rawInstance = `benchraw${suffix()}`;
     const berthTimes: number[] = [];
     const rawTimes: number[] = [];
@@ -390,7 +390,7 @@ class BenchBerth {
 
 const rawLive = new Set<string>();
 
-async function rawColdStart(executor: DockerExecutor, instanceId: string, i: number) {
+async function rawColdStart(executor: DockerEngine, instanceId: string, i: number) {
   const backend: ScheduledBackend = {
     id: `${instanceId}${i < 0 ? 'w' : i}`,
     accountName: ACCOUNT,
@@ -443,7 +443,7 @@ function printCold(rows: ColdRow[]): void {
       (
         [
           ['berth: connect → ready', r.berth],
-          ['raw: DockerExecutor start + waitForHttp', r.raw],
+          ['raw: DockerEngine start + waitForHttp', r.raw],
         ] as const
       ).map(([path, s]) => [r.database, path, s.n, fmt(s.p50, 1), fmt(s.p99, 1), fmt(s.mean, 1), fmt(s.min, 1), fmt(s.max, 1)]),
     ),
@@ -482,7 +482,7 @@ async function dropDatabase(databaseUrl: string): Promise<void> {
 
 async function main(): Promise<number> {
   const docker = createTestDocker();
-  const executor = new DockerExecutor(docker);
+  const executor = new DockerEngine(docker);
   console.log('## Connect and cold start\n');
   console.log('```');
   for (const line of machine(await dockerVersion(docker))) console.log(line);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Logger } from '../src/logger.ts';
+import type { Logger } from '../src/core/logger.ts';
 
 /** How often activity is written; well under any max_idle_seconds (at least 1 s). */
 export const ACTIVITY_FLUSH_INTERVAL_MS = 1000;

@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { customAlphabet } from 'nanoid';
-import { BerthError, ForbiddenError, NotFoundError, UnavailableError, errorBody } from '../src/errors.ts';
+import { BerthError, ForbiddenError, NotFoundError, UnavailableError, errorBody } from '../src/core/errors.ts';
 
 const newRequestId = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 16);
 

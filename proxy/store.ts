@@ -1,4 +1,4 @@
-import type { BackendStatus, StatusEvent } from '../src/backends/backend-status.ts';
+import type { BackendStatus, StatusEvent } from '../src/core/backend-status.ts';
 import type { ActivityReport } from './activity.ts';
 import type { HostAddress } from '../src/core/address.ts';
 

@@ -1,5 +1,5 @@
-import type { BackendStatus, StatusEvent } from '../src/backends/backend-status.ts';
-import type { Logger } from '../src/logger.ts';
+import type { BackendStatus, StatusEvent } from '../src/core/backend-status.ts';
+import type { Logger } from '../src/core/logger.ts';
 import { parseAddress, type HostAddress } from '../src/core/address.ts';
 import { verifiedHeaders, type VerifiedHeaders } from './headers.ts';
 import type { BackendRouteState, ProxyStore, TokenRecord } from './store.ts';

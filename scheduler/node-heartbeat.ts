@@ -1,5 +1,5 @@
-import type { Logger } from '../src/logger.ts';
-import type { EngineCapabilities } from './executor.ts';
+import type { Logger } from '../src/core/logger.ts';
+import type { EngineCapabilities } from './engine.ts';
 import type { SchedulerStore } from './store.ts';
 
 /** What the heartbeat asks of the engine. */

@@ -5,8 +5,8 @@
  * the actions that converge them. Notifications are the fast path; this is
  * what makes a lost one harmless. The scheduler applies the actions.
  */
-import type { BackendStatus } from '../src/backends/backend-status.ts';
-import type { ContainerState } from './executor.ts';
+import type { BackendStatus } from '../src/core/backend-status.ts';
+import type { ContainerState } from './engine.ts';
 
 /** What this process is doing for a backend, as far as reconciling cares. */
 export interface RunView {

@@ -1,4 +1,4 @@
-import type { Logger } from '../src/logger.ts';
+import type { Logger } from '../src/core/logger.ts';
 import type { SchedulerStore } from './store.ts';
 
 export interface BackendRetentionOptions {

@@ -1,11 +1,16 @@
-import type { Logger } from '../src/logger.ts';
-import { statusRank, type BackendStatus, type StatusEvent } from '../src/backends/backend-status.ts';
-import { DockerExecutorError } from './docker-executor.ts';
-import type { LogLine } from './container-logs.ts';
-import type { DockerExecutor } from './docker-executor.ts';
+import type { Logger } from '../src/core/logger.ts';
+import { statusRank, type BackendStatus, type StatusEvent } from '../src/core/backend-status.ts';
 import { formatAddress, type HostAddress } from '../src/core/address.ts';
-import { isEngineUnreachable } from './docker.ts';
-import type { ContainerEvent, ContainerScope, ContainerState, SpawnSpec } from './executor.ts';
+import {
+  EngineError,
+  isEngineUnreachable,
+  type ContainerEngine,
+  type ContainerEvent,
+  type ContainerScope,
+  type ContainerState,
+  type LogLine,
+  type SpawnSpec,
+} from './engine.ts';
 import { NodeHeartbeat } from './node-heartbeat.ts';
 import { planReconcile, type ReconcileAction } from './reconcile-plan.ts';
 import { startBackendPruning } from './retention.ts';
@@ -24,7 +29,8 @@ export interface SchedulerOptions {
   nodeLeaseMs: number;
   /** How often the database is compared with the engine (BERTH_RECONCILE_INTERVAL_SECONDS). */
   reconcileIntervalMs: number;
-  executor: DockerExecutor;
+  /** The engine of this node (docker/docker-engine.ts, or any other ContainerEngine). */
+  engine: ContainerEngine;
   logger: Logger;
   /** A backend not answering HTTP this long after it was scheduled is terminated (startuptimeout). */
   startupTimeoutMs: number;
@@ -88,7 +94,7 @@ export class Scheduler {
   private state: SchedulerState = 'created';
   private readonly runs = new Map<string, Run>();
   private readonly store: SchedulerStore;
-  private readonly executor: DockerExecutor;
+  private readonly engine: ContainerEngine;
   private readonly log: Logger;
   private unsubscribe: (() => void) | undefined;
   private stopEvents: (() => void) | undefined;
@@ -106,7 +112,7 @@ export class Scheduler {
 
   constructor(private readonly options: SchedulerOptions) {
     this.store = options.store;
-    this.executor = options.executor;
+    this.engine = options.engine;
     this.log = options.logger.child({ component: 'scheduler', node: options.node.name });
     this.scope = { instanceId: options.store.instanceId, nodeName: options.node.name };
   }
@@ -116,7 +122,7 @@ export class Scheduler {
     this.setState('starting');
     // Listen before reconciling, so that nothing recorded meanwhile is missed.
     this.unsubscribe = this.store.subscribe((event) => this.onStatus(event));
-    this.stopEvents = this.executor.watchEvents(this.scope, (event) => this.onContainerEvent(event), {
+    this.stopEvents = this.engine.watchEvents(this.scope, (event) => this.onContainerEvent(event), {
       onReconnect: () => void this.reconcileLogged('after the engine came back'),
     });
     // Before the node offers itself: a node that comes back first removes the containers of
@@ -126,7 +132,7 @@ export class Scheduler {
       node: this.options.node,
       leaseMs: this.options.nodeLeaseMs,
       store: this.store,
-      engine: this.executor,
+      engine: this.engine,
       logger: this.log,
     });
     await this.heartbeat.start();
@@ -244,15 +250,15 @@ export class Scheduler {
     try {
       if (leftover !== null) {
         run.creating = true;
-        await this.executor.remove(leftover);
+        await this.engine.remove(leftover);
       }
-      if (!(await this.executor.imageExists(backend.image))) {
+      if (!(await this.engine.imageExists(backend.image))) {
         if (!(await advance('loading'))) return;
-        await this.executor.pullImage(backend.image);
+        await this.engine.pullImage(backend.image);
       }
       if (!(await advance('starting'))) return;
       run.creating = true;
-      const started = await this.executor.start(spawnSpec(backend, this.scope, this.options.node.address));
+      const started = await this.engine.start(spawnSpec(backend, this.scope, this.options.node.address));
       run.creating = false;
       run.containerId = started.containerId;
       this.followLogs(backendId, run, undefined);
@@ -299,7 +305,7 @@ export class Scheduler {
     const remainingMs = backend.createdAt.getTime() + this.options.startupTimeoutMs - Date.now();
     const timeout = AbortSignal.timeout(Math.max(0, remainingMs));
     try {
-      await this.executor.waitForHttp(address, { signal: AbortSignal.any([timeout, run.abort.signal]) });
+      await this.engine.waitForHttp(address, { signal: AbortSignal.any([timeout, run.abort.signal]) });
     } catch (error) {
       if (run.abort.signal.aborted) return;
       if (!timeout.aborted) throw error;
@@ -318,7 +324,7 @@ export class Scheduler {
     run.abort.abort(new Error('terminating'));
     const containerId = await this.containerOf(backendId, run);
     if (!containerId) return this.finishWithoutContainer(backendId);
-    await this.executor.kill(containerId, 'SIGTERM');
+    await this.engine.kill(containerId, 'SIGTERM');
     run.terminationActed = true;
     clearTimeout(run.graceTimer);
     run.graceTimer = setTimeout(() => {
@@ -338,7 +344,7 @@ export class Scheduler {
     clearTimeout(run.graceTimer);
     const containerId = await this.containerOf(backendId, run);
     if (!containerId) return this.finishWithoutContainer(backendId);
-    await this.executor.kill(containerId, 'SIGKILL');
+    await this.engine.kill(containerId, 'SIGKILL');
     run.terminationActed = true;
   }
 
@@ -368,7 +374,7 @@ export class Scheduler {
       this.runs.delete(backendId);
     }
     const containerId = run?.containerId ?? (await this.store.findBackend(backendId))?.containerId;
-    if (containerId) await this.executor.remove(containerId);
+    if (containerId) await this.engine.remove(containerId);
   }
 
   private runFor(backendId: string): Run {
@@ -412,7 +418,7 @@ export class Scheduler {
     });
     if (recorded) this.log.info({ backend_id: backendId, exit_code: exit.exitCode, oom_killed: exit.oomKilled }, 'backend exited');
     // The exit code is recorded: the container has nothing more to tell.
-    await this.executor.remove(exit.containerId);
+    await this.engine.remove(exit.containerId);
   }
 
   /** Removed behind berth's back while still live: the backend is lost. */
@@ -446,7 +452,7 @@ export class Scheduler {
   private async reconcileOnce(): Promise<void> {
     // The database first, then the engine: see planReconcile.
     const live = await this.store.listLiveBackends();
-    const containers = await this.executor.listManaged(this.scope);
+    const containers = await this.engine.listManaged(this.scope);
     const runs = new Map(
       [...this.runs].map(([id, run]) => [
         id,
@@ -491,7 +497,7 @@ export class Scheduler {
         const backend = await this.store.findBackend(backendId);
         if (backend && backend.status !== 'terminated' && this.isMine(backend)) return;
         this.log.info({ backend_id: backendId, container_id: action.containerId }, 'removing a container no live backend owns');
-        await this.executor.remove(action.containerId);
+        await this.engine.remove(action.containerId);
         return;
       }
     }
@@ -558,7 +564,7 @@ export class Scheduler {
       });
       return writing;
     };
-    run.logsDone = this.executor
+    run.logsDone = this.engine
       .followLogs(containerId, {
         since,
         signal: this.lifetime.signal,
@@ -594,7 +600,7 @@ export class Scheduler {
     for (const [backendId, run] of this.runs) {
       if (!run.containerId || !this.active) continue;
       try {
-        const sample = await this.executor.sampleStats(run.containerId);
+        const sample = await this.engine.sampleStats(run.containerId);
         if (sample) await this.store.recordMemoryPeak(backendId, sample.memPeak);
       } catch (error) {
         this.log.debug({ err: error, backend_id: backendId }, 'memory sample failed');
@@ -657,5 +663,5 @@ function oneLine(text: string): string {
 
 /** An error of the engine (it refused, or is away), as opposed to one of the database. */
 function isEngineFailure(error: unknown): boolean {
-  return error instanceof DockerExecutorError || isEngineUnreachable(error) || (error as { statusCode?: unknown }).statusCode !== undefined;
+  return error instanceof EngineError || isEngineUnreachable(error) || (error as { statusCode?: unknown }).statusCode !== undefined;
 }

@@ -1,6 +1,6 @@
-import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/backends/backend-status.ts';
-import type { LogLine } from './container-logs.ts';
-import type { EngineCapabilities } from './executor.ts';
+import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/core/backend-status.ts';
+import type { LogLine } from './engine.ts';
+import type { EngineCapabilities } from './engine.ts';
 
 /** What a node says of itself with each heartbeat. */
 export interface NodeHeartbeatRecord {
@@ -12,7 +12,7 @@ export interface NodeHeartbeatRecord {
   capabilities: EngineCapabilities;
   capacity: { maxBackends: number };
 }
-import type { BindMount, ContainerSecurity, ResourceLimits, StartedContainer } from './executor.ts';
+import type { BindMount, ContainerSecurity, ResourceLimits, StartedContainer } from './engine.ts';
 
 /** What the scheduler knows of a backend it runs. */
 export interface ScheduledBackend {

@@ -5,7 +5,7 @@ import { backendController } from './backends/backend.controller.ts';
 import { readyController } from './backends/ready.controller.ts';
 import type { BerthConfig } from './config.ts';
 import type { BerthContextExtras, BerthRouter, BerthState, Dependencies } from './context.ts';
-import { BerthError } from './errors.ts';
+import { BerthError } from './core/errors.ts';
 import { healthController } from './health/health.controller.ts';
 import { logController } from './logs/log.controller.ts';
 import { metricsController } from './metrics/metrics.controller.ts';

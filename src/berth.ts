@@ -2,9 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Dockerode from 'dockerode';
 import { customAlphabet } from 'nanoid';
-import { DockerExecutor } from '../scheduler/docker-executor.ts';
-import { createDocker } from '../scheduler/docker.ts';
-import { inspectImageReferences } from '../scheduler/images.ts';
+import { DockerEngine } from '../scheduler/docker/docker-engine.ts';
+import { createDocker } from '../scheduler/docker/docker.ts';
 import { Scheduler } from '../scheduler/scheduler.ts';
 import { ProxyServer } from '../proxy/proxy-server.ts';
 import { createGuardedServer } from './core/listener-guard.ts';
@@ -21,7 +20,7 @@ import type { BerthConfig } from './config.ts';
 import type { Dependencies } from './context.ts';
 import { openStorage, type Storage } from './database.ts';
 import { HealthService } from './health/health.service.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from './core/logger.ts';
 import type { Role } from './roles.ts';
 import { ImagePolicy } from './services/image-policy.ts';
 import { ServiceService } from './services/service.service.ts';
@@ -69,7 +68,8 @@ export class Berth {
     const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     const role = options.role ?? 'all';
     const docker = options.docker ?? createDocker();
-    const executor = new DockerExecutor(docker, logger, {
+    // The one place a concrete engine is built: the rest of berth sees its interfaces.
+    const engine = new DockerEngine(docker, logger, {
       network: config.backendNetwork,
       pidsLimit: config.pidsLimit,
       logMaxBytes: config.containerLogMaxBytes,
@@ -78,7 +78,7 @@ export class Berth {
     const imagePolicy = new ImagePolicy({
       imagePrefix: config.imagePrefix,
       allowedRegistries: config.allowedRegistries,
-      lookup: (reference) => inspectImageReferences(docker, reference),
+      lookup: (reference) => engine.imageReferences(reference),
     });
     const accounts = new AccountService(storage.db, config.adminToken);
     const statusHub = await StatusHub.create(storage, logger);
@@ -102,13 +102,13 @@ export class Berth {
       logger,
       storage,
       accounts,
-      services: new ServiceService({ db: storage.db, docker, logger, imagePolicy }),
-      health: new HealthService(storage.db, docker, startedAt),
+      services: new ServiceService({ db: storage.db, engine, logger, imagePolicy }),
+      health: new HealthService(storage.db, engine, startedAt),
       backends,
       nodes,
       statusHub,
       logHub,
-      executor,
+      engine,
       metrics: new BerthMetrics({ countBackendsByStatus: () => backends.countByStatus(), logger }),
     };
     // Cold starts are timed from the status events every process hears.
@@ -118,7 +118,7 @@ export class Berth {
     if (role === 'scheduler' || role === 'all') {
       scheduler = new Scheduler({
         store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId, config.nodeName, config.proxyLeaseMs),
-        executor,
+        engine,
         logger,
         node: { name: config.nodeName, address: config.nodeAddress },
         nodeLeaseMs: config.nodeLeaseMs,

@@ -7,11 +7,11 @@ import type { NodeService } from './nodes/node.service.ts';
 import type { StatusHub } from './backends/status-hub.ts';
 import type { LogHub } from './logs/log-hub.ts';
 import type { BerthMetrics } from './metrics/prometheus.ts';
-import type { DockerExecutor } from '../scheduler/docker-executor.ts';
+import type { EngineReader } from '../scheduler/engine.ts';
 import type { BerthConfig } from './config.ts';
 import type { Storage } from './database.ts';
 import type { HealthService } from './health/health.service.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from './core/logger.ts';
 import type { ServiceService } from './services/service.service.ts';
 
 /** What a request has learned about itself on the way in. */
@@ -36,7 +36,7 @@ export interface Dependencies {
   /** This process's Prometheus metrics. */
   metrics: BerthMetrics;
   /** The engine, for reads that go to it directly (metrics). */
-  executor: DockerExecutor;
+  engine: EngineReader;
 }
 
 export interface BerthContextExtras {

@@ -17,7 +17,7 @@ import type {
   ProxyTable,
 } from './backends/backend.table.ts';
 import { MIGRATIONS } from './migrations/index.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from './core/logger.ts';
 
 export interface Database {
   accounts: AccountTable;

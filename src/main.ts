@@ -15,7 +15,7 @@ program
     const [{ Berth }, { ConfigError, loadConfig }, { createLogger }] = await Promise.all([
       import('./berth.ts'),
       import('./config.ts'),
-      import('./logger.ts'),
+      import('./core/logger.ts'),
     ]);
     let config;
     try {

@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MAX_LOG_LINE_BYTES } from '../scheduler/container-logs.ts';
+import { MAX_LOG_LINE_BYTES } from '../scheduler/docker/container-logs.ts';
 import { LineSplitter } from '../scheduler/line-splitter.ts';
-import { DockerLogParser, type ParsedLogLine } from '../scheduler/log-frames.ts';
+import { DockerLogParser, type ParsedLogLine } from '../scheduler/docker/log-frames.ts';
 import { eventStreamBuffers } from '../src/http/sse.ts';
 import { storableText } from '../src/logs/log.repository.ts';
 import type { ApiClient } from './support/api.ts';

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage, type Storage } from '../src/database.ts';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/core/logger.ts';
 import { waitUntil } from './support/backends.ts';
 import { createPostgresDatabase, testDatabases } from './support/databases.ts';
 

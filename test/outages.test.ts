@@ -7,7 +7,7 @@ import Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Berth } from '../src/berth.ts';
 import { loadConfig } from '../src/config.ts';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/core/logger.ts';
 import { apiClient, errorBodyMatching, type ApiClient } from './support/api.ts';
 import { createTestService } from './support/backends.ts';
 import { ADMIN_TOKEN, freePort, TestBerth } from './support/berth.ts';

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { chooseNode, NoReadyNodeError, UnenforceableLimitError, type Node } from '../src/nodes/node.service.ts';
 import { DockerUnavailableError } from '../src/services/docker-unavailable.ts';
 import { planReconcile, type RunView } from '../scheduler/reconcile-plan.ts';
-import type { ContainerState } from '../scheduler/executor.ts';
+import type { ContainerState } from '../scheduler/engine.ts';
 
 const ALL = { memoryLimit: true, swapLimit: true, cpuCfs: true, diskLimit: false };
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createLogger } from '../src/logger.ts';
+import { createLogger } from '../src/core/logger.ts';
 import { ActivityTracker, type ActivityReport } from '../proxy/activity.ts';
 
 function trackerWithSink() {

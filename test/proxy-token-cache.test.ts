@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { BackendStatus, StatusEvent } from '../src/backends/backend-status.ts';
-import { createLogger } from '../src/logger.ts';
+import type { BackendStatus, StatusEvent } from '../src/core/backend-status.ts';
+import { createLogger } from '../src/core/logger.ts';
 import type { BackendRouteState, ProxyStore, TokenRecord } from '../proxy/store.ts';
 import { TokenCache } from '../proxy/token-cache.ts';
 

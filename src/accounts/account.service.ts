@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
-import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { ConflictError, ForbiddenError, NotFoundError, UnauthorizedError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 import {
   deleteApiToken,
   findAccount,

@@ -1,6 +1,6 @@
 import type { Transaction } from 'kysely';
 import type { Database } from '../database.ts';
-import { BerthError } from '../errors.ts';
+import { BerthError } from '../core/errors.ts';
 import { countLiveBackendsOfAccount, lockAccountSpawns } from './account-quota.repository.ts';
 
 /** One tenant must not take a whole node: a 429, since the caller may retry once backends end. */

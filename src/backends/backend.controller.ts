@@ -4,7 +4,7 @@ import { readJsonBody, sendJson } from '../http/json.ts';
 import { openEventStream } from '../http/sse.ts';
 import { nameParam, parseInput } from '../http/validation.ts';
 import { DEFAULT_ENVIRONMENT } from '../services/service.service.ts';
-import { statusEventToJson, statusEventToPublicJson, type StatusEvent } from './backend-status.ts';
+import { statusEventToJson, statusEventToPublicJson, type StatusEvent } from '../core/backend-status.ts';
 import { BACKENDS_QUERY, CONNECT_BODY, TERMINATE_BODY } from './backend.schemas.ts';
 import { backendUrls } from './backend-urls.ts';
 import type { ConnectOutcome } from '../metrics/prometheus.ts';

@@ -1,7 +1,7 @@
 import { sql, type Insertable, type Kysely, type Transaction } from 'kysely';
 import { hashConnectionToken } from '../core/token-hash.ts';
 import type { Database } from '../database.ts';
-import type { BackendStatus } from './backend-status.ts';
+import type { BackendStatus } from '../core/backend-status.ts';
 import type { BackendRow, BackendStatusRow, BackendStatusTable, NewBackendRow } from './backend.table.ts';
 
 /** Channel every status row is announced on, with the row as JSON. */

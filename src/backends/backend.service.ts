@@ -1,16 +1,16 @@
 import type { Kysely } from 'kysely';
 import { customAlphabet, nanoid } from 'nanoid';
-import { isEngineUnreachable } from '../../scheduler/docker.ts';
-import type { EngineCapabilities, ResourceLimits } from '../../scheduler/executor.ts';
+import { isEngineUnreachable } from '../../scheduler/engine.ts';
+import type { EngineCapabilities, ResourceLimits } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.ts';
+import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { parseInput } from '../http/validation.ts';
 import { DockerUnavailableError, ServiceNotFoundError } from '../services/service.service.ts';
 import { findService, listEnvironments } from '../services/service.repository.ts';
 import type { ImagePolicy } from '../services/image-policy.ts';
 import { checkAccountBackendLimit } from './account-quota.ts';
 import { checkLimitCeilings, withLimitDefaults, type LimitPolicy } from './resource-limits.ts';
-import type { BackendStatus, StatusEvent } from './backend-status.ts';
+import type { BackendStatus, StatusEvent } from '../core/backend-status.ts';
 import {
   countBackendsByStatus,
   findBackend,

@@ -1,6 +1,6 @@
 import type { ColumnType, Generated, Insertable, JSONColumnType, Selectable } from 'kysely';
-import type { BindMount, ContainerSecurity, ResourceLimits } from '../../scheduler/executor.ts';
-import type { BackendStatus } from './backend-status.ts';
+import type { BindMount, ContainerSecurity, ResourceLimits } from '../../scheduler/engine.ts';
+import type { BackendStatus } from '../core/backend-status.ts';
 
 /** pg returns bigint columns as strings; berth's bigints (fencing tokens, bytes) fit a number. */
 type BigIntColumn = ColumnType<string | number, number, number>;

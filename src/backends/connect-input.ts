@@ -1,4 +1,4 @@
-import { ValidationError } from '../errors.ts';
+import { ValidationError } from '../core/errors.ts';
 
 const MAX_AUTH_BYTES = 4096;
 /** Deeper than any real claim set; deep enough values would overflow the stack of JSON.stringify. */

@@ -18,8 +18,8 @@
 import { createHash } from 'node:crypto';
 import { lstat, mkdir, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { BindMount } from '../../scheduler/executor.ts';
-import { BerthError, ValidationError } from '../errors.ts';
+import type { BindMount } from '../../scheduler/engine.ts';
+import { BerthError, ValidationError } from '../core/errors.ts';
 
 /** Where a mounted directory appears inside the container. */
 export const MOUNT_TARGET = '/data';

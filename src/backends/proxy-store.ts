@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { BackendRouteState, ProxyStore, TokenRecord } from '../../proxy/store.ts';
 import type { HostAddress } from '../core/address.ts';
 import type { Database } from '../database.ts';
-import type { StatusEvent } from './backend-status.ts';
+import type { StatusEvent } from '../core/backend-status.ts';
 import { findBackendRoute, findTokenRoute } from './proxy.repository.ts';
 import type { ActivityReport } from '../../proxy/activity.ts';
 import { deleteProxy, writeActivityReport } from './activity.repository.ts';

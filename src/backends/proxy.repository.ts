@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { hashConnectionToken } from '../core/token-hash.ts';
 import type { Database } from '../database.ts';
-import type { BackendStatus } from './backend-status.ts';
+import type { BackendStatus } from '../core/backend-status.ts';
 
 /** The queries of the proxy: what a connection token routes to, and activity. */
 

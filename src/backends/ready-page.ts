@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type { BerthConfig } from '../config.ts';
 import type { Database } from '../database.ts';
-import type { BackendStatus } from './backend-status.ts';
+import type { BackendStatus } from '../core/backend-status.ts';
 import { backendUrls } from './backend-urls.ts';
 import { findTokenRoute } from './proxy.repository.ts';
 import { latestStatusRow } from './backend.repository.ts';

@@ -1,5 +1,5 @@
-import type { ResourceLimits } from '../../scheduler/executor.ts';
-import { ValidationError } from '../errors.ts';
+import type { ResourceLimits } from '../../scheduler/engine.ts';
+import { ValidationError } from '../core/errors.ts';
 
 /** The operator's bounds on what one backend may use (BERTH_DEFAULT_* and BERTH_MAX_*). */
 export interface LimitPolicy {

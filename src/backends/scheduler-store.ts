@@ -1,9 +1,9 @@
 import type { Kysely } from 'kysely';
 import type { NodeHeartbeatRecord, ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
-import type { LogLine } from '../../scheduler/container-logs.ts';
+import type { LogLine } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
 import { deleteExpiredLogLines, insertLogLines, latestLogTime } from '../logs/log.repository.ts';
-import type { BackendStatus, StatusDetails, StatusEvent } from './backend-status.ts';
+import type { BackendStatus, StatusDetails, StatusEvent } from '../core/backend-status.ts';
 import {
   deleteTerminatedBackends,
   findBackend,

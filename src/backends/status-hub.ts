@@ -1,7 +1,7 @@
 import type { Storage } from '../database.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../core/logger.ts';
 import { NotificationHub } from '../notification-hub.ts';
-import type { StatusEvent } from './backend-status.ts';
+import type { StatusEvent } from '../core/backend-status.ts';
 import { STATUS_CHANNEL } from './backend.repository.ts';
 import type { BackendStatusRow } from './backend.table.ts';
 import { statusRowToEvent } from './status-recorder.ts';

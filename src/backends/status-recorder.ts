@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../database.ts';
-import { isForward, type BackendStatus, type StatusDetails, type StatusEvent } from './backend-status.ts';
+import { isForward, type BackendStatus, type StatusDetails, type StatusEvent } from '../core/backend-status.ts';
 import { insertStatusRow, lockBackend } from './backend.repository.ts';
 import type { BackendStatusRow } from './backend.table.ts';
 

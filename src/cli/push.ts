@@ -43,7 +43,7 @@ export function registerPushCommand(program: Command): void {
 /** Tags the image into `repository:tag` on the local engine and returns its id. */
 async function tagLocalImage(localImage: string, repository: string, tag: string): Promise<string> {
   // Loaded here: dockerode is only needed by this command.
-  const { createDocker, isEngineUnreachable } = await import('../../scheduler/docker.ts');
+  const [{ createDocker }, { isEngineUnreachable }] = await Promise.all([import('../../scheduler/docker/docker.ts'), import('../../scheduler/engine.ts')]);
   const image = createDocker().getImage(localImage);
   try {
     const { Id } = await image.inspect();

@@ -2,8 +2,8 @@
 // wire). Times are ISO 8601 strings, as the server writes them.
 
 // One list of statuses and reasons for server and client.
-import type { BackendStatus as StatusName, TerminationKind, TerminationReason } from '../backends/backend-status.ts';
-export { BACKEND_STATUSES } from '../backends/backend-status.ts';
+import type { BackendStatus as StatusName, TerminationKind, TerminationReason } from '../core/backend-status.ts';
+export { BACKEND_STATUSES } from '../core/backend-status.ts';
 export type { TerminationKind, TerminationReason };
 export type BackendStatusName = StatusName;
 

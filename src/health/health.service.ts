@@ -1,7 +1,6 @@
-import type Dockerode from 'dockerode';
 import { sql, type Kysely } from 'kysely';
-import { pingDocker } from '../../scheduler/docker.ts';
-import { BACKEND_STATUSES, type BackendStatus } from '../backends/backend-status.ts';
+import type { EngineReader } from '../../scheduler/engine.ts';
+import { BACKEND_STATUSES, type BackendStatus } from '../core/backend-status.ts';
 import { countBackendsByStatus } from '../backends/backend.repository.ts';
 import type { Database } from '../database.ts';
 import { VERSION } from '../version.ts';
@@ -25,14 +24,14 @@ const CHECK_TIMEOUT_MS = 3000;
 export class HealthService {
   constructor(
     private readonly db: Kysely<Database>,
-    private readonly docker: Dockerode,
+    private readonly engine: Pick<EngineReader, 'ping'>,
     private readonly startedAt: Date,
   ) {}
 
   async report(): Promise<HealthReport> {
     const [database, docker] = await Promise.all([
       check(() => sql`select 1`.execute(this.db)),
-      check(() => pingDocker(this.docker)),
+      check(() => this.engine.ping()),
     ]);
     const uptimeSeconds = Math.floor((Date.now() - this.startedAt.getTime()) / 1000);
     return {

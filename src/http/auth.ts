@@ -1,6 +1,6 @@
 import type { Principal } from '../accounts/account.service.ts';
 import type { BerthContext, BerthMiddleware } from '../context.ts';
-import { ForbiddenError, UnauthorizedError } from '../errors.ts';
+import { ForbiddenError, UnauthorizedError } from '../core/errors.ts';
 import { RateLimitedError, type RateLimiter } from './rate-limit.ts';
 
 /**

@@ -1,6 +1,6 @@
 import coBody from 'co-body';
 import type { Context } from 'koa';
-import { BerthError } from '../errors.ts';
+import { BerthError } from '../core/errors.ts';
 
 /**
  * Writes a JSON response with content type exactly `application/json`:

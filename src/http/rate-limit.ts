@@ -1,4 +1,4 @@
-import { BerthError } from '../errors.ts';
+import { BerthError } from '../core/errors.ts';
 
 export interface RateLimitDecision {
   limit: number;

@@ -1,10 +1,10 @@
 import type { Middleware } from 'koa';
 import { customAlphabet } from 'nanoid';
-import { isEngineUnreachable } from '../../scheduler/docker.ts';
+import { isEngineUnreachable } from '../../scheduler/engine.ts';
 import { isDatabaseUnavailable } from '../database.ts';
-import { BerthError, DatabaseUnavailableError, errorBody } from '../errors.ts';
+import { BerthError, DatabaseUnavailableError, errorBody } from '../core/errors.ts';
 import { DockerUnavailableError } from '../services/service.service.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../core/logger.ts';
 import type { BerthContextExtras, BerthState } from '../context.ts';
 import { sendJson } from './json.ts';
 

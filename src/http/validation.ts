@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ValidationError } from '../errors.ts';
+import { ValidationError } from '../core/errors.ts';
 
 /** Lowercase DNS-label-like names for accounts, services and environments. */
 export const NAME = z

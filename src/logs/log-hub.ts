@@ -1,5 +1,5 @@
 import type { Storage } from '../database.ts';
-import type { Logger } from '../logger.ts';
+import type { Logger } from '../core/logger.ts';
 import { NotificationHub } from '../notification-hub.ts';
 import { LOG_CHANNEL } from './log.repository.ts';
 

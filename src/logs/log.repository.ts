@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { LogLine } from '../../scheduler/container-logs.ts';
+import type { LogLine } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
 import type { BackendLogRow } from './log.table.ts';
 

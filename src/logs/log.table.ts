@@ -1,5 +1,5 @@
 import type { Generated, Selectable } from 'kysely';
-import type { LogStreamName } from '../../scheduler/container-logs.ts';
+import type { LogStreamName } from '../../scheduler/engine.ts';
 
 export interface BackendLogTable {
   /** Rising id; the SSE event id of the line. */

@@ -1,10 +1,10 @@
-import type { MetricsSample } from '../../scheduler/container-stats.ts';
-import { isEngineUnreachable } from '../../scheduler/docker.ts';
+import type { MetricsSample } from '../../scheduler/engine.ts';
+import { isEngineUnreachable } from '../../scheduler/engine.ts';
 import { authorizedBackend } from '../backends/backend-params.ts';
 import { BackendNotRunningError } from '../backends/backend.service.ts';
 import { raiseMaxMemory } from '../backends/backend.repository.ts';
 import type { BerthMiddleware, BerthRouter } from '../context.ts';
-import { ConflictError } from '../errors.ts';
+import { ConflictError } from '../core/errors.ts';
 import { openEventStream } from '../http/sse.ts';
 import { DockerUnavailableError } from '../services/service.service.ts';
 
@@ -19,10 +19,10 @@ export function metricsController(router: BerthRouter, authenticated: BerthMiddl
         status: backend.status,
       });
     }
-    const { executor, storage, logger } = ctx.deps;
+    const { engine, storage, logger } = ctx.deps;
     const abort = new AbortController();
     try {
-      const samples = executor.streamStats(backend.containerId, abort.signal);
+      const samples = engine.streamStats(backend.containerId, abort.signal);
       // Pull the first sample before answering, so a dead engine is a 503, not an empty stream.
       const first = await samples.next();
       const stream = openEventStream(ctx);

@@ -1,7 +1,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 import type { ProxyMetrics } from '../../proxy/proxy-metrics.ts';
-import { BACKEND_STATUSES, type BackendStatus, type StatusEvent } from '../backends/backend-status.ts';
-import type { Logger } from '../logger.ts';
+import { BACKEND_STATUSES, type BackendStatus, type StatusEvent } from '../core/backend-status.ts';
+import type { Logger } from '../core/logger.ts';
 import { StatusClassHistogram } from './status-class-histogram.ts';
 
 export type ConnectOutcome = 'spawned' | 'joined' | 'error';

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { EngineCapabilities } from '../../scheduler/executor.ts';
+import type { EngineCapabilities } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
 import type { NodeCapacity, NodeRow, NodeState } from './node.table.ts';
 

@@ -1,5 +1,5 @@
 import type { JSONColumnType, Selectable } from 'kysely';
-import type { EngineCapabilities } from '../../scheduler/executor.ts';
+import type { EngineCapabilities } from '../../scheduler/engine.ts';
 
 /** What a node can hold; reported with each heartbeat. */
 export interface NodeCapacity {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { BACKEND_STATUSES } from '../backends/backend-status.ts';
-import { ERROR_TYPES } from '../errors.ts';
+import { BACKEND_STATUSES } from '../core/backend-status.ts';
+import { ERROR_TYPES } from '../core/errors.ts';
 
 // Answers are built by hand in the controllers, not parsed; these describe them
 // for the document, and test/openapi.test.ts checks real answers against them.

@@ -1,4 +1,4 @@
-import { UnavailableError } from '../errors.ts';
+import { UnavailableError } from '../core/errors.ts';
 
 export class DockerUnavailableError extends UnavailableError {
   constructor(cause: unknown) {

@@ -6,9 +6,9 @@
  * since naming any other makes the engine dial it (for example the host's own
  * loopback).
  */
-import { isEngineUnreachable } from '../../scheduler/docker.ts';
-import type { ImageReferences } from '../../scheduler/images.ts';
-import { BerthError, ValidationError } from '../errors.ts';
+import { isEngineUnreachable } from '../../scheduler/engine.ts';
+import type { ImageReferences } from '../../scheduler/engine.ts';
+import { BerthError, ValidationError } from '../core/errors.ts';
 import { DockerUnavailableError } from './docker-unavailable.ts';
 
 /** The engine's answer for an image id or reference; undefined when it has none. */

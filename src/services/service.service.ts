@@ -1,11 +1,10 @@
-import type Dockerode from 'dockerode';
 import type { Kysely } from 'kysely';
-import { isEngineUnreachable } from '../../scheduler/docker.ts';
+import { isEngineUnreachable } from '../../scheduler/engine.ts';
 import { countLiveBackendsOfService } from '../backends/backend.repository.ts';
-import { listRepositoryImages, type ImageInfo } from '../../scheduler/images.ts';
+import type { EngineReader, ImageInfo } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
-import { BerthError, ConflictError, NotFoundError } from '../errors.ts';
-import type { Logger } from '../logger.ts';
+import { BerthError, ConflictError, NotFoundError } from '../core/errors.ts';
+import type { Logger } from '../core/logger.ts';
 import { DockerUnavailableError } from './docker-unavailable.ts';
 import { isDigest, type ImagePolicy } from './image-policy.ts';
 import {
@@ -85,20 +84,21 @@ export interface ContainerSettingsChange {
 
 export interface ServiceServiceOptions {
   db: Kysely<Database>;
-  docker: Dockerode;
+  /** Where images are read from. */
+  engine: Pick<EngineReader, 'listRepositoryImages'>;
   logger: Logger;
   imagePolicy: ImagePolicy;
 }
 
 export class ServiceService {
   private readonly db: Kysely<Database>;
-  private readonly docker: Dockerode;
+  private readonly engine: Pick<EngineReader, 'listRepositoryImages'>;
   private readonly logger: Logger;
   private readonly imagePolicy: ImagePolicy;
 
   constructor(options: ServiceServiceOptions) {
     this.db = options.db;
-    this.docker = options.docker;
+    this.engine = options.engine;
     this.logger = options.logger;
     this.imagePolicy = options.imagePolicy;
   }
@@ -139,7 +139,7 @@ export class ServiceService {
     const environments = await listEnvironments(this.db, accountName, name);
     let latestImage: ImageInfo | null = null;
     try {
-      latestImage = (await listRepositoryImages(this.docker, row.image_repository))[0] ?? null;
+      latestImage = (await this.engine.listRepositoryImages(row.image_repository))[0] ?? null;
     } catch (error) {
       // The service itself lives in the database; an engine that is down only hides image facts.
       this.logger.warn({ err: error, repository: row.image_repository }, 'could not list images');
@@ -166,7 +166,7 @@ export class ServiceService {
   async listImages(accountName: string, name: string): Promise<ImageInfo[]> {
     const row = await this.requireServiceRow(accountName, name);
     try {
-      return await listRepositoryImages(this.docker, row.image_repository);
+      return await this.engine.listRepositoryImages(row.image_repository);
     } catch (error) {
       if (isEngineUnreachable(error)) throw new DockerUnavailableError(error);
       throw error;

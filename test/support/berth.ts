@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type Dockerode from 'dockerode';
 import { Berth, type Role } from '../../src/berth.ts';
 import { loadConfig } from '../../src/config.ts';
-import { createLogger, type DestinationStream } from '../../src/logger.ts';
+import { createLogger, type DestinationStream } from '../../src/core/logger.ts';
 import { createPostgresDatabase, type TestDatabase } from './databases.ts';
 import { createTestDocker } from './docker.ts';
 

@@ -1,4 +1,4 @@
-import { LineSplitter } from './line-splitter.ts';
+import { LineSplitter } from '../line-splitter.ts';
 
 export interface ParsedLogLine {
   /** When the line's first piece was written, by the engine's clock. */

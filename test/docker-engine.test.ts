@@ -1,4 +1,4 @@
-// DockerExecutor: the pure mappings first, then the event stream against a fake
+// DockerEngine: the pure mappings first, then the event stream against a fake
 // engine (the only way to end a stream on demand), then everything against the
 // real Docker engine with the test image.
 import type Dockerode from 'dockerode';
@@ -8,14 +8,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  capabilitiesFromInfo,
-  containerCreateOptions,
-  DockerExecutor,
-  DockerExecutorError,
-} from '../scheduler/docker-executor.ts';
+import { capabilitiesFromInfo, containerCreateOptions } from '../scheduler/docker/create-options.ts';
+import { DockerEngine } from '../scheduler/docker/docker-engine.ts';
+import { DockerEngineError } from '../scheduler/docker/errors.ts';
 import { LineSplitter } from '../scheduler/line-splitter.ts';
-import { LABELS, type ContainerEvent, type SpawnSpec } from '../scheduler/executor.ts';
+import { LABELS, type ContainerEvent, type SpawnSpec } from '../scheduler/engine.ts';
 import { createTestDocker } from './support/docker.ts';
 import { ensureTestImage } from './support/test-image.ts';
 
@@ -213,7 +210,7 @@ describe('watchEvents against a fake engine', () => {
     const { docker, calls } = fakeEngine({ c1: false, c2: true });
     const events: ContainerEvent[] = [];
     const reconnected = vi.fn();
-    const stop = new DockerExecutor(docker).watchEvents(scopeOf('inst-1'), (e) => events.push(e), {
+    const stop = new DockerEngine(docker).watchEvents(scopeOf('inst-1'), (e) => events.push(e), {
       reconnectDelayMs: 10,
       onReconnect: reconnected,
     });
@@ -264,7 +261,7 @@ describe('watchEvents against a fake engine', () => {
   it('falls back to the oom event when the container is gone before its die is handled', async () => {
     const { docker, calls } = fakeEngine({});
     const events: ContainerEvent[] = [];
-    const stop = new DockerExecutor(docker).watchEvents(scopeOf('inst-1'), (e) => events.push(e));
+    const stop = new DockerEngine(docker).watchEvents(scopeOf('inst-1'), (e) => events.push(e));
     await vi.waitFor(() => expect(calls).toHaveLength(1));
     calls[0]!.stream.write(eventLine('oom', 'gone', 5) + eventLine('die', 'gone', 5, { exitCode: '137' }));
     await vi.waitFor(() => expect(events).toHaveLength(1));
@@ -273,9 +270,9 @@ describe('watchEvents against a fake engine', () => {
   });
 });
 
-describe('DockerExecutor against Docker', () => {
+describe('DockerEngine against Docker', () => {
   let docker: Dockerode;
-  let executor: DockerExecutor;
+  let executor: DockerEngine;
   let image: { reference: string; id: string };
   let scratchDir: string;
   let stopWatching: () => void;
@@ -283,7 +280,7 @@ describe('DockerExecutor against Docker', () => {
 
   beforeAll(async () => {
     docker = createTestDocker();
-    executor = new DockerExecutor(docker);
+    executor = new DockerEngine(docker);
     image = await ensureTestImage(docker);
     scratchDir = await mkdtemp(join(tmpdir(), 'berth-executor-test-'));
     stopWatching = executor.watchEvents(scopeOf(INSTANCE_ID), (event) => events.push(event));
@@ -346,7 +343,7 @@ describe('DockerExecutor against Docker', () => {
       (err: unknown) => err,
     );
     expect(Date.now() - started).toBeLessThan(5_000);
-    expect(error).toBeInstanceOf(DockerExecutorError);
+    expect(error).toBeInstanceOf(DockerEngineError);
     expect(error).toMatchObject({ code: 'image_pull_failed', context: { image: reference } });
     expect((error as Error).message).toBe(
       `pulling ${reference} failed: Get "http://127.0.0.1:1/v2/": dial tcp 127.0.0.1:1: connect: connection refused`,
@@ -405,7 +402,7 @@ describe('DockerExecutor against Docker', () => {
     await mkdir(mountDir, { recursive: true });
     const spec = makeSpec(image.reference, { mount: { base: scratchDir, source: mountDir, target: '/app/server.mjs' } });
     await expect(executor.start(spec)).rejects.toMatchObject({
-      name: 'DockerExecutorError',
+      name: 'DockerEngineError',
       code: 'container_start_failed',
       message: expect.stringContaining(`starting container berth-${spec.backendId} failed: `),
     });

@@ -1,14 +1,6 @@
 import type Dockerode from 'dockerode';
 import { DockerLogParser } from './log-frames.ts';
-
-/** `berth` marks berth's own lines about the backend, such as why it failed to start. */
-export type LogStreamName = 'stdout' | 'stderr' | 'berth';
-
-export interface LogLine {
-  time: Date;
-  stream: LogStreamName;
-  line: string;
-}
+import type { LogLine } from '../engine.ts';
 
 export interface FollowLogsOptions {
   /** Only lines written after this time (the last one berth already stored). */

@@ -6,7 +6,7 @@
  * host still work, so the proxy is unaffected.
  */
 import type Dockerode from 'dockerode';
-import { LABELS } from './executor.ts';
+import { LABELS } from '../engine.ts';
 
 const ICC_OPTION = 'com.docker.network.bridge.enable_icc';
 

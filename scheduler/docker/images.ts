@@ -1,21 +1,5 @@
 import type Dockerode from 'dockerode';
-
-export interface ImageInfo {
-  /** The local image id (`sha256:…`); a locally built image has no registry digest. */
-  digest: string;
-  tag: string;
-  repository: string;
-  uploadTime: Date;
-}
-
-/** The names an image carries on the engine, to tell which repository it belongs to. */
-export interface ImageReferences {
-  id: string;
-  /** `repository:tag` */
-  repoTags: string[];
-  /** `repository@sha256:…` */
-  repoDigests: string[];
-}
+import type { ImageInfo, ImageReferences } from '../engine.ts';
 
 // The engine's `reference` filter is a glob: a repository written with these would list other repositories.
 const GLOB_CHARACTERS = /[*?[\]\\]/;

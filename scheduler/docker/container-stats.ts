@@ -1,16 +1,8 @@
 import type Dockerode from 'dockerode';
-import { LineSplitter } from './line-splitter.ts';
+import type { MetricsSample } from '../engine.ts';
+import { LineSplitter } from '../line-splitter.ts';
 
 /** One sample, in the units of the Jamsocket metrics stream (nanoseconds of CPU, bytes). */
-export interface MetricsSample {
-  cpuUsed: number;
-  sysCpu: number;
-  memUsed: number;
-  memLimit: number;
-  memAvailable: number;
-  /** Highest memory use the kernel saw (cgroup v1), or memUsed where it does not say. */
-  memPeak: number;
-}
 
 interface EngineStats {
   cpu_stats?: { cpu_usage?: { total_usage?: number }; system_cpu_usage?: number };

@@ -12,11 +12,3 @@ export function createDocker(): Dockerode {
 export async function pingDocker(docker: Dockerode): Promise<void> {
   await docker.ping();
 }
-
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ENOENT', 'EACCES', 'ECONNRESET', 'EHOSTUNREACH', 'ETIMEDOUT', 'EPIPE']);
-
-/** True when an error means "no engine answers", as opposed to an engine saying no. */
-export function isEngineUnreachable(error: unknown): boolean {
-  const code = (error as { code?: unknown }).code;
-  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
-}

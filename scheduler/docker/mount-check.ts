@@ -1,6 +1,6 @@
 import { lstat, realpath } from 'node:fs/promises';
 import { isAbsolute, join, relative, sep } from 'node:path';
-import type { BindMount } from './executor.ts';
+import type { BindMount } from '../engine.ts';
 
 /** `{account}/{service}/{name}`: the only shape below the base that src/backends/mounts.ts makes. */
 const DEPTH_BELOW_BASE = 3;
