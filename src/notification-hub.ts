@@ -1,5 +1,5 @@
 import type { Storage } from './database.ts';
-import type { Logger } from './logger.ts';
+import type { Logger } from './core/logger.ts';
 
 export type NotificationListener<T> = (message: T) => void;
 
