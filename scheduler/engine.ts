@@ -177,7 +177,9 @@ export interface ContainerEngine {
     options: { since?: Date; signal: AbortSignal; onLine: (line: LogLine) => Promise<void> | undefined | void },
   ): Promise<void>;
   /** One resource sample now, or undefined when the container is not running. */
-  sampleStats(containerId: string): Promise<{ memPeak: number } | undefined>;
+  sampleStats(containerId: string): Promise<MetricsSample | undefined>;
+  /** Every image it holds, with its names (reported with the node's heartbeat). */
+  listImages(): Promise<EngineImage[]>;
 }
 
 /** The engine refused or failed what it was asked: a backend it was starting cannot start. */
@@ -219,6 +221,18 @@ export interface MetricsSample {
   memPeak: number;
 }
 
+/** An image as an engine lists it: its id and every name it carries. */
+export interface EngineImage extends ImageReferences {
+  /** When it was built, in seconds since the epoch. */
+  created: number;
+}
+
+/** Whose metrics to stream: the backend, and its container on the engine. */
+export interface StatsTarget {
+  backendId: string;
+  containerId: string;
+}
+
 /**
  * What the API reads from an engine: images for service info and digest
  * checks, live stats for the metrics stream, and a ping for health. The API
@@ -232,5 +246,5 @@ export interface EngineReader {
   /** The names an image (id, digest or reference) carries; undefined when the engine has no such image. */
   imageReferences(reference: string): Promise<ImageReferences | undefined>;
   /** Live samples, about one a second, until the container stops or the signal aborts. */
-  streamStats(containerId: string, signal: AbortSignal): AsyncGenerator<MetricsSample>;
+  streamStats(target: StatsTarget, signal: AbortSignal): AsyncGenerator<MetricsSample>;
 }

@@ -1,11 +1,12 @@
 import type { Logger } from '../src/core/logger.ts';
-import type { EngineCapabilities } from './engine.ts';
+import type { EngineCapabilities, EngineImage } from './engine.ts';
 import type { SchedulerStore } from './store.ts';
 
 /** What the heartbeat asks of the engine. */
 export interface HeartbeatEngine {
   ping(): Promise<void>;
   capabilities(): Promise<EngineCapabilities>;
+  listImages(): Promise<EngineImage[]>;
 }
 
 export interface NodeHeartbeatOptions {
@@ -71,9 +72,12 @@ export class NodeHeartbeat {
     let engineOk = true;
     let engineError: string | null = null;
     let capabilities = NO_CAPABILITIES;
+    let images: EngineImage[] | undefined;
     try {
       await engine.ping();
       capabilities = await engine.capabilities();
+      // What the API shows of images comes from here: it needs no engine of its own.
+      images = await engine.listImages();
     } catch (error) {
       engineOk = false;
       engineError = error instanceof Error ? error.message : String(error);
@@ -81,7 +85,7 @@ export class NodeHeartbeat {
     const now = Date.now();
     try {
       await store.writeHeartbeat(
-        { name: node.name, address: node.address, at: new Date(now), engineOk, engineError, capabilities, capacity: { maxBackends: 0 } },
+        { name: node.name, address: node.address, at: new Date(now), engineOk, engineError, capabilities, capacity: { maxBackends: 0 }, ...(images ? { images } : {}) },
         startedAt,
       );
     } catch (error) {

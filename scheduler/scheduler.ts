@@ -56,6 +56,8 @@ const LOG_RETENTION_SWEEP_MS = 60_000;
 /** Output held while the database is away; beyond it the oldest lines go. */
 const MAX_BUFFERED_LOG_LINES = 10_000;
 const LOG_RETRY_MS = 1000;
+/** How often backends whose metrics are streamed are sampled: the stream's pace. */
+const WATCHED_SAMPLE_MS = 1000;
 /** Statuses from which a spawn may (re)start: nothing runs yet, or berth died while making it. */
 const SPAWNABLE: readonly BackendStatus[] = ['scheduled', 'loading', 'starting'];
 
@@ -100,6 +102,8 @@ export class Scheduler {
   private stopEvents: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private memoryTimer: NodeJS.Timeout | undefined;
+  private watchedTimer: NodeJS.Timeout | undefined;
+  private samplingWatched = false;
   private retentionTimer: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
@@ -139,6 +143,7 @@ export class Scheduler {
     this.reconcileTimer = setInterval(() => void this.reconcileLogged('periodic'), this.options.reconcileIntervalMs);
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
     this.memoryTimer = setInterval(() => void this.sampleMemory(), this.options.memorySampleIntervalMs ?? 5000);
+    this.watchedTimer = setInterval(() => void this.sampleWatched(), WATCHED_SAMPLE_MS);
     this.retentionTimer = setInterval(() => void this.dropExpiredLogs(), LOG_RETENTION_SWEEP_MS);
     void this.dropExpiredLogs();
     startBackendPruning({ store: this.store, retentionMs: this.options.backendRetentionMs, log: this.log, signal: this.lifetime.signal });
@@ -151,6 +156,7 @@ export class Scheduler {
     this.setState('stopping');
     clearInterval(this.sweepTimer);
     clearInterval(this.memoryTimer);
+    clearInterval(this.watchedTimer);
     clearInterval(this.retentionTimer);
     clearInterval(this.reconcileTimer);
     this.heartbeat?.stop();
@@ -594,6 +600,30 @@ export class Scheduler {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([run.logsDone, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOG_DRAIN_MS)))]);
     clearTimeout(timer);
+  }
+
+  /**
+   * Samples the backends whose metrics an API process streams (it says so in
+   * the database) and announces each sample there: the API needs no engine.
+   */
+  private async sampleWatched(): Promise<void> {
+    if (this.samplingWatched || !this.active) return;
+    this.samplingWatched = true;
+    try {
+      const watched = await this.store.listWatchedBackends(new Date());
+      await Promise.all(
+        watched.map(async (backendId) => {
+          const containerId = this.runs.get(backendId)?.containerId;
+          if (!containerId) return;
+          const sample = await this.engine.sampleStats(containerId);
+          if (sample) await this.store.publishMetrics(backendId, sample);
+        }),
+      );
+    } catch (error) {
+      this.log.debug({ err: error }, 'sampling watched backends failed');
+    } finally {
+      this.samplingWatched = false;
+    }
   }
 
   private async sampleMemory(): Promise<void> {

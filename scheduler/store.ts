@@ -1,6 +1,6 @@
 import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/core/backend-status.ts';
 import type { LogLine } from './engine.ts';
-import type { EngineCapabilities } from './engine.ts';
+import type { EngineCapabilities, EngineImage, MetricsSample } from './engine.ts';
 
 /** What a node says of itself with each heartbeat. */
 export interface NodeHeartbeatRecord {
@@ -11,6 +11,8 @@ export interface NodeHeartbeatRecord {
   engineError: string | null;
   capabilities: EngineCapabilities;
   capacity: { maxBackends: number };
+  /** What the engine holds; left out when it could not be listed. */
+  images?: EngineImage[];
 }
 import type { BindMount, ContainerSecurity, ResourceLimits, StartedContainer } from './engine.ts';
 
@@ -46,6 +48,10 @@ export interface SchedulerStore {
   listLiveBackends(): Promise<ScheduledBackend[]>;
   /** Registers the node or renews its lease; `startedAt` on the first beat of a start. */
   writeHeartbeat(beat: NodeHeartbeatRecord, startedAt?: Date): Promise<void>;
+  /** Backends whose metrics someone streams now. */
+  listWatchedBackends(now: Date): Promise<string[]>;
+  /** Announces a metrics sample of a watched backend to the API processes that stream it. */
+  publishMetrics(backendId: string, sample: MetricsSample): Promise<void>;
   /** Live backends of nodes whose lease ran out before `before` (other nodes', by then). */
   listBackendsOfLostNodes(before: Date): Promise<Array<{ id: string; nodeName: string }>>;
   /** Records a step if it moves the backend forward; undefined when it would not. */

@@ -25,6 +25,9 @@ import type { Role } from './roles.ts';
 import { ImagePolicy } from './services/image-policy.ts';
 import { ServiceService } from './services/service.service.ts';
 import { NodeService } from './nodes/node.service.ts';
+import { NodeCatalog } from './nodes/node-catalog.ts';
+import { MetricsHub } from './metrics/metrics-hub.ts';
+import type { EngineReader } from '../scheduler/engine.ts';
 
 export { ROLES, type Role } from './roles.ts';
 
@@ -67,18 +70,25 @@ export class Berth {
     const startedAt = new Date();
     const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     const role = options.role ?? 'all';
-    const docker = options.docker ?? createDocker();
-    // The one place a concrete engine is built: the rest of berth sees its interfaces.
-    const engine = new DockerEngine(docker, logger, {
-      network: config.backendNetwork,
-      pidsLimit: config.pidsLimit,
-      logMaxBytes: config.containerLogMaxBytes,
-      logMaxFiles: config.containerLogMaxFiles,
-    });
+    const runsNode = role === 'scheduler' || role === 'all';
+    // The one place a concrete engine is built, and only where a node runs: the rest of berth
+    // sees its interfaces, and an API or proxy process needs no engine at all.
+    const engine = runsNode
+      ? new DockerEngine(options.docker ?? createDocker(), logger, {
+          network: config.backendNetwork,
+          pidsLimit: config.pidsLimit,
+          logMaxBytes: config.containerLogMaxBytes,
+          logMaxFiles: config.containerLogMaxFiles,
+        })
+      : undefined;
+    const metricsHub = await MetricsHub.create(storage, logger);
+    // In one process with its node, the API reads that node's engine directly (no heartbeat
+    // in between); an API process of its own reads the engines through the nodes.
+    const engineReader: EngineReader = engine ?? new NodeCatalog({ db: storage.db, metrics: metricsHub, leaseMs: config.nodeLeaseMs });
     const imagePolicy = new ImagePolicy({
       imagePrefix: config.imagePrefix,
       allowedRegistries: config.allowedRegistries,
-      lookup: (reference) => engine.imageReferences(reference),
+      lookup: (reference) => engineReader.imageReferences(reference),
     });
     const accounts = new AccountService(storage.db, config.adminToken);
     const statusHub = await StatusHub.create(storage, logger);
@@ -102,20 +112,21 @@ export class Berth {
       logger,
       storage,
       accounts,
-      services: new ServiceService({ db: storage.db, engine, logger, imagePolicy }),
-      health: new HealthService(storage.db, engine, startedAt),
+      services: new ServiceService({ db: storage.db, engine: engineReader, logger, imagePolicy }),
+      health: new HealthService(storage.db, engineReader, startedAt),
       backends,
       nodes,
       statusHub,
       logHub,
-      engine,
+      engine: engineReader,
+      metricsHub,
       metrics: new BerthMetrics({ countBackendsByStatus: () => backends.countByStatus(), logger }),
     };
     // Cold starts are timed from the status events every process hears.
     statusHub.subscribe('*', (event) => deps.metrics.observeStatus(event));
     const instanceId = await findOrCreateInstallationId(storage.db, customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 12)());
     let scheduler: Scheduler | undefined;
-    if (role === 'scheduler' || role === 'all') {
+    if (engine) {
       scheduler = new Scheduler({
         store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId, config.nodeName, config.proxyLeaseMs),
         engine,
@@ -189,6 +200,7 @@ export class Berth {
     await this.scheduler?.stop();
     await this.deps.statusHub.stop();
     await this.deps.logHub.stop();
+    await this.deps.metricsHub.stop();
     await this.storage.close();
     this.setState('stopped');
   }

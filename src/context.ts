@@ -8,6 +8,7 @@ import type { StatusHub } from './backends/status-hub.ts';
 import type { LogHub } from './logs/log-hub.ts';
 import type { BerthMetrics } from './metrics/prometheus.ts';
 import type { EngineReader } from '../scheduler/engine.ts';
+import type { MetricsHub } from './metrics/metrics-hub.ts';
 import type { BerthConfig } from './config.ts';
 import type { Storage } from './database.ts';
 import type { HealthService } from './health/health.service.ts';
@@ -37,6 +38,8 @@ export interface Dependencies {
   metrics: BerthMetrics;
   /** The engine, for reads that go to it directly (metrics). */
   engine: EngineReader;
+  /** Metrics samples nodes announce for streamed backends. */
+  metricsHub: MetricsHub;
 }
 
 export interface BerthContextExtras {

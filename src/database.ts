@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { AccountTable, ApiTokenTable } from './accounts/account.table.ts';
 import type { EnvironmentTable, ServiceTable } from './services/service.table.ts';
 import type { BackendLogTable } from './logs/log.table.ts';
-import type { NodeTable } from './nodes/node.table.ts';
+import type { MetricsWatchTable, NodeTable } from './nodes/node.table.ts';
 import type {
   BackendKeyTable,
   BackendStatusTable,
@@ -33,6 +33,7 @@ export interface Database {
   proxies: ProxyTable;
   proxy_connections: ProxyConnectionTable;
   nodes: NodeTable;
+  metrics_watches: MetricsWatchTable;
 }
 
 export type StorageKind = 'postgres' | 'pglite';

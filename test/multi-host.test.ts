@@ -9,6 +9,7 @@ import { ADMIN_TOKEN, freePort } from './support/berth.ts';
 import { createPostgresDatabase } from './support/databases.ts';
 import { DockerLab } from './support/docker-hosts.ts';
 import { createTestDocker } from './support/docker.ts';
+import { readSse } from './support/sse.ts';
 import { ensureTestImage } from './support/test-image.ts';
 
 const LEASE_SECONDS = 6;
@@ -109,6 +110,29 @@ describe.skipIf(!runnable)('berth on two Docker hosts', () => {
     expect((await apis[1]!.post(`/v2/backend/${first.backend_id}/terminate`, { hard: true })).status).toBe(200);
     await waitForStatus(account, first.backend_id, 'terminated', 30_000);
     for (const backend of backends.slice(1)) await apis[0]!.post(`/v2/backend/${backend.backend_id}/terminate`, { hard: true });
+  });
+
+  it('serves images, health and metrics from API processes that have no engine of their own', async () => {
+    const images = (await apis[1]!.get('/v2/service/acme/echo/images')).body.images as Array<{ digest: string; tag: string }>;
+    expect(images.map((image) => image.tag)).toContain('latest');
+    const health = await admin.get('/health/status');
+    expect(health.status).toBe(200);
+    // A digest in spawn.tag resolves through the images the nodes reported.
+    const pinned = await apis[1]!.post('/v2/service/acme/echo/connect', { key: 'pinned', spawn: { tag: images[0]!.digest } });
+    expect(pinned.status, pinned.text).toBe(200);
+    await waitForStatus(account, pinned.body.backend_id, 'ready', 60_000);
+    // Metrics: the API process asks through the database; the backend's node samples and announces.
+    const metrics = await readSse(`${apis[1]!.baseUrl}/v2/backend/${pinned.body.backend_id}/metrics/stream`, {
+      headers: { Authorization: `Bearer ${apis[1]!.token}` },
+      count: 2,
+      timeoutMs: 20_000,
+    });
+    expect(metrics.status).toBe(200);
+    expect(metrics.events.map((event) => JSON.parse(event.data) as { backend_id: string; mem_used: number })).toEqual([
+      expect.objectContaining({ backend_id: pinned.body.backend_id, mem_used: expect.any(Number) }),
+      expect.objectContaining({ backend_id: pinned.body.backend_id }),
+    ]);
+    await apis[0]!.post(`/v2/backend/${pinned.body.backend_id}/terminate`, { hard: true });
   });
 
   it('places nothing on a drained node', async () => {

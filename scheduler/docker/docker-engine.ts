@@ -24,6 +24,8 @@ import type {
   ImageInfo,
   ImageReferences,
   MetricsSample,
+  EngineImage,
+  StatsTarget,
 } from '../engine.ts';
 import { followContainerLogs, type FollowLogsOptions } from './container-logs.ts';
 import { sampleContainerStats, streamContainerStats } from './container-stats.ts';
@@ -277,8 +279,13 @@ export class DockerEngine implements ContainerEngine, EngineReader {
   }
 
   /** Live resource samples, about one a second, until the container stops or the signal aborts. */
-  streamStats(containerId: string, signal: AbortSignal): AsyncGenerator<MetricsSample> {
-    return streamContainerStats(this.docker, containerId, signal);
+  streamStats(target: StatsTarget, signal: AbortSignal): AsyncGenerator<MetricsSample> {
+    return streamContainerStats(this.docker, target.containerId, signal);
+  }
+
+  async listImages(): Promise<EngineImage[]> {
+    const images = await this.docker.listImages();
+    return images.map((image) => ({ id: image.Id, repoTags: image.RepoTags ?? [], repoDigests: image.RepoDigests ?? [], created: image.Created }));
   }
 
   /** Follows exits and removals of this installation's containers until the returned function is called. */

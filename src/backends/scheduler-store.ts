@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { NodeHeartbeatRecord, ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
+import type { MetricsSample } from '../../scheduler/engine.ts';
 import type { LogLine } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
 import { deleteExpiredLogLines, insertLogLines, latestLogTime } from '../logs/log.repository.ts';
@@ -16,7 +17,8 @@ import {
   setBackendContainer,
 } from './backend.repository.ts';
 import type { BackendRow } from './backend.table.ts';
-import { listBackendsOfLostNodes, writeNodeHeartbeat } from '../nodes/node.repository.ts';
+import { listBackendsOfLostNodes, listWatchedBackends, publishMetricsSample, writeNodeHeartbeat } from '../nodes/node.repository.ts';
+import { metricsSampleToJson } from '../metrics/metrics-sample.ts';
 import { deleteDeadProxies } from './activity.repository.ts';
 import type { StatusHub } from './status-hub.ts';
 import type { StatusRecorder } from './status-recorder.ts';
@@ -41,6 +43,14 @@ export class DatabaseSchedulerStore implements SchedulerStore {
 
   async listLiveBackends(): Promise<ScheduledBackend[]> {
     return (await listLiveBackendsOfNode(this.db, this.nodeName)).map(backendRowToScheduled);
+  }
+
+  listWatchedBackends(now: Date): Promise<string[]> {
+    return listWatchedBackends(this.db, now);
+  }
+
+  publishMetrics(backendId: string, sample: MetricsSample): Promise<void> {
+    return publishMetricsSample(this.db, JSON.stringify(metricsSampleToJson(backendId, sample)));
   }
 
   writeHeartbeat(beat: NodeHeartbeatRecord, startedAt?: Date): Promise<void> {

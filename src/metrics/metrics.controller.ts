@@ -22,7 +22,7 @@ export function metricsController(router: BerthRouter, authenticated: BerthMiddl
     const { engine, storage, logger } = ctx.deps;
     const abort = new AbortController();
     try {
-      const samples = engine.streamStats(backend.containerId, abort.signal);
+      const samples = engine.streamStats({ backendId: backend.id, containerId: backend.containerId }, abort.signal);
       // Pull the first sample before answering, so a dead engine is a 503, not an empty stream.
       const first = await samples.next();
       const stream = openEventStream(ctx);

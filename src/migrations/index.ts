@@ -6,6 +6,7 @@ import * as keysFailuresProxies from './0004-keys-failures-and-proxies.ts';
 import * as serviceHardening from './0005-service-hardening.ts';
 import * as tokenHashes from './0006-token-hashes.ts';
 import * as nodes from './0007-nodes.ts';
+import * as nodeImages from './0008-node-images-and-metrics-watches.ts';
 
 /** Every migration, in order. A static list so that no file-system scan is needed at start. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -16,4 +17,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0005-service-hardening': serviceHardening,
   '0006-token-hashes': tokenHashes,
   '0007-nodes': nodes,
+  '0008-node-images-and-metrics-watches': nodeImages,
 };

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { EngineCapabilities } from '../../scheduler/engine.ts';
+import type { EngineCapabilities, EngineImage } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
 import type { NodeCapacity, NodeRow, NodeState } from './node.table.ts';
 
@@ -11,6 +11,8 @@ export interface NodeHeartbeat {
   engineError: string | null;
   capabilities: EngineCapabilities;
   capacity: NodeCapacity;
+  /** What its engine holds; undefined keeps what was reported last. */
+  images?: EngineImage[];
 }
 
 /**
@@ -25,10 +27,11 @@ export async function writeNodeHeartbeat(db: Kysely<Database>, beat: NodeHeartbe
     engine_error: beat.engineError,
     capabilities: JSON.stringify(beat.capabilities),
     capacity: JSON.stringify(beat.capacity),
+    ...(beat.images ? { images: JSON.stringify(beat.images) } : {}),
   };
   await db
     .insertInto('nodes')
-    .values({ name: beat.name, state: 'ready', started_at: startedAt ?? beat.at, ...values })
+    .values({ name: beat.name, state: 'ready', started_at: startedAt ?? beat.at, images: '[]', ...values })
     .onConflict((oc) => oc.column('name').doUpdateSet(startedAt ? { ...values, started_at: startedAt } : values))
     .execute();
 }
@@ -68,4 +71,42 @@ export async function listBackendsOfLostNodes(db: Kysely<Database>, before: Date
     .where('n.last_heartbeat', '<', sql<Date>`${before}::timestamptz`)
     .execute();
   return rows.map((row) => ({ id: row.id, node_name: row.node_name }));
+}
+
+/** The images of every node alive since `since`. */
+export async function listLiveNodeImages(db: Kysely<Database>, since: Date): Promise<EngineImage[]> {
+  const rows = await db.selectFrom('nodes').select('images').where('last_heartbeat', '>=', sql<Date>`${since}::timestamptz`).execute();
+  return rows.flatMap((row) => row.images);
+}
+
+/** Whether any node alive since `since` has an engine that answered; the first error otherwise. */
+export async function findLiveEngines(db: Kysely<Database>, since: Date): Promise<{ ok: number; error: string | null }> {
+  const rows = await db
+    .selectFrom('nodes')
+    .select(['engine_ok', 'engine_error'])
+    .where('last_heartbeat', '>=', sql<Date>`${since}::timestamptz`)
+    .execute();
+  return { ok: rows.filter((row) => row.engine_ok).length, error: rows.find((row) => !row.engine_ok)?.engine_error ?? null };
+}
+
+/** Streams metrics of a backend until `until`: its node samples it while the watch lasts. */
+export async function watchMetrics(db: Kysely<Database>, backendId: string, until: Date): Promise<void> {
+  await db
+    .insertInto('metrics_watches')
+    .values({ backend_id: backendId, until })
+    .onConflict((oc) => oc.column('backend_id').doUpdateSet({ until: sql<Date>`greatest(metrics_watches.until, excluded.until)` }))
+    .execute();
+}
+
+/** Backends whose metrics someone streams right now. */
+export async function listWatchedBackends(db: Kysely<Database>, now: Date): Promise<string[]> {
+  const rows = await db.selectFrom('metrics_watches').select('backend_id').where('until', '>', sql<Date>`${now}::timestamptz`).execute();
+  return rows.map((row) => row.backend_id);
+}
+
+/** Channel on which nodes announce each metrics sample of a watched backend. */
+export const METRICS_CHANNEL = 'berth_backend_metrics';
+
+export async function publishMetricsSample(db: Kysely<Database>, payload: string): Promise<void> {
+  await sql`select pg_notify(${METRICS_CHANNEL}, ${payload})`.execute(db);
 }

@@ -1,5 +1,5 @@
 import type { JSONColumnType, Selectable } from 'kysely';
-import type { EngineCapabilities } from '../../scheduler/engine.ts';
+import type { EngineCapabilities, EngineImage } from '../../scheduler/engine.ts';
 
 /** What a node can hold; reported with each heartbeat. */
 export interface NodeCapacity {
@@ -20,6 +20,13 @@ export interface NodeTable {
   engine_error: string | null;
   capabilities: JSONColumnType<EngineCapabilities>;
   capacity: JSONColumnType<NodeCapacity>;
+  /** What its engine holds, as of the last heartbeat. */
+  images: JSONColumnType<EngineImage[]>;
+}
+
+export interface MetricsWatchTable {
+  backend_id: string;
+  until: Date;
 }
 
 export type NodeRow = Selectable<NodeTable>;
