@@ -5,6 +5,7 @@ import { backendController } from './backends/backend.controller.ts';
 import { readyController } from './backends/ready.controller.ts';
 import type { BerthConfig } from './config.ts';
 import type { BerthContextExtras, BerthRouter, BerthState, Dependencies } from './context.ts';
+import { dashboardController } from './dashboard/dashboard.controller.ts';
 import { BerthError } from './core/errors.ts';
 import { healthController } from './health/health.controller.ts';
 import { logController } from './logs/log.controller.ts';
@@ -43,7 +44,7 @@ export function createApp(deps: Dependencies, envLoadedAt: Date): Koa<BerthState
  * touches nothing: handlers reach their dependencies through `ctx.deps` at
  * request time, so docs/endpoint-matrix.md can be checked against it.
  */
-export function createRouter(config: Pick<BerthConfig, 'rateLimit' | 'rateLimitWindowMs'>, envLoadedAt: Date): BerthRouter {
+export function createRouter(config: Pick<BerthConfig, 'rateLimit' | 'rateLimitWindowMs' | 'dashboardDir'>, envLoadedAt: Date): BerthRouter {
   const router = new Router<BerthState, BerthContextExtras>();
   const auth = authenticated(new RateLimiter(config.rateLimit, config.rateLimitWindowMs));
   healthController(router, auth, envLoadedAt);
@@ -56,6 +57,7 @@ export function createRouter(config: Pick<BerthConfig, 'rateLimit' | 'rateLimitW
   openApiController(router);
   nodeController(router, auth);
   readyController(router);
+  dashboardController(router, config.dashboardDir);
   return router;
 }
 

@@ -1,6 +1,7 @@
 import { availableParallelism, hostname } from 'node:os';
 import { z } from 'zod';
 import { openFilesLimit, type ListenerLimits } from './core/listener-guard.ts';
+import { defaultDashboardDir } from './dashboard/dashboard-files.ts';
 
 /**
  * Everything berth reads from its environment, validated once at start and
@@ -23,6 +24,8 @@ export interface BerthConfig {
   readonly databaseUrl: string | undefined;
   /** Where PGlite keeps its files. Default ./.berth */
   readonly dataDir: string;
+  /** The dashboard's built files, served under /dashboard. Default: dist/dashboard/ of this installation. */
+  readonly dashboardDir: string;
   /** Bootstrap admin token; generated and printed once when unset. */
   readonly adminToken: string | undefined;
   /** How long a backend may take to answer HTTP before it is terminated. Default 300 s. */
@@ -109,6 +112,7 @@ const ENV_SCHEMA = z.object({
     .regex(/^postgres(ql)?:\/\//, 'must start with postgres:// or postgresql://')
     .optional(),
   BERTH_DATA_DIR: z.string().min(1).default('./.berth'),
+  BERTH_DASHBOARD_DIR: z.string().min(1).optional(),
   BERTH_ADMIN_TOKEN: z
     .string()
     .regex(/^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{16,}$/, 'must look like <id>.<secret> with a secret of at least 16 characters from [A-Za-z0-9_-]')
@@ -204,6 +208,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     proxyDomain: e.BERTH_PROXY_DOMAIN,
     databaseUrl: e.DATABASE_URL,
     dataDir: e.BERTH_DATA_DIR,
+    dashboardDir: e.BERTH_DASHBOARD_DIR ?? defaultDashboardDir(),
     adminToken: e.BERTH_ADMIN_TOKEN,
     startupTimeoutMs: e.BERTH_STARTUP_TIMEOUT_SECONDS * 1000,
     imagePrefix: e.BERTH_IMAGE_PREFIX,

@@ -14,13 +14,13 @@ export interface ServeBannerFacts {
 /**
  * What `berth serve` prints once it serves: where everything is and what to
  * type next. Plain text for a person; the log lines stay JSON for machines.
- * No dashboard line yet: a URL that answers 404 would mislead a new user.
  */
 export function serveBanner(facts: ServeBannerFacts): string {
   const { apiUrl, proxyUrl, role } = facts;
   const lines = [`berth ${facts.version} is serving (${ROLE_NAMES[role]})`];
   if (role === 'all' || role === 'api') {
     lines.push(`  API              ${apiUrl}`);
+    lines.push(`  dashboard        ${apiUrl}/dashboard  (sign in with a token)`);
     lines.push(`  API description  ${apiUrl}/openapi.json`);
     lines.push(`  metrics          ${apiUrl}/metrics (admin token)`);
   }

@@ -13,6 +13,7 @@ describe('configuration', () => {
       proxyDomain: undefined,
       databaseUrl: undefined,
       dataDir: './.berth',
+      dashboardDir: new URL('../dist/dashboard/', import.meta.url).pathname,
       adminToken: undefined,
       startupTimeoutMs: 300_000,
       imagePrefix: '',

@@ -41,7 +41,7 @@ describe('docs/endpoint-matrix.md', () => {
 
     /** A concrete path for a row: harmless values (no such service, backend or token), optional parts left out. */
     function concretePath(path: string): string {
-      const values: Record<string, string> = { account: ACCOUNT, service: 'nothing', environment: 'default', id: 'nosuchid', token: 'nosuchtoken0123', name: 'no-such-node' };
+      const values: Record<string, string> = { account: ACCOUNT, service: 'nothing', environment: 'default', id: 'nosuchid', token: 'nosuchtoken0123', name: 'no-such-node', path: 'backends' };
       return path.replace(/\[[^\]]*\]/g, '').replace(/\{(\w+)\}/g, (_, name: string) => {
         const value = values[name];
         if (value === undefined) throw new Error(`no test value for {${name}} in ${path}`);

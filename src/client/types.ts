@@ -76,6 +76,8 @@ interface BackendFields {
   image_digest: string | null;
   key: string | null;
   max_mem_bytes: number | null;
+  /** The node the backend runs on; null for backends made before berth had nodes. */
+  node: string | null;
   service_name: string;
 }
 

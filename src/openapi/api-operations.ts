@@ -85,5 +85,16 @@ export const API_OPERATIONS: readonly ApiOperation[] = [
   { method: 'post', route: '/v2/node/:name/ready', operationId: 'readyNode', summary: 'Undo a drain', tag: 'nodes', auth: 'admin', params: { name: NODE_NAME }, body: z.strictObject({}), ok: json('The node') },
 
   // Browser pages
+  { method: 'get', route: '/dashboard{/}', operationId: 'dashboard', summary: 'The operator dashboard; it signs in with a token and calls this API', tag: 'pages', auth: 'none', ok: { status: 200, description: 'HTML page; 503 HTML while the dashboard is not built', media: 'html' } },
+  {
+    method: 'get',
+    route: '/dashboard/*path',
+    operationId: 'dashboardFile',
+    summary: 'A built file of the dashboard, or the page itself for any path that names no file',
+    tag: 'pages',
+    auth: 'none',
+    params: { path: z.string().describe('`assets/…` or another file name: that file (JSON 404 when missing); anything else: the page') },
+    ok: { status: 200, description: 'The file with its content type, or the HTML page', media: 'html' },
+  },
   { method: 'get', route: '/ready/:id/:token{/}', operationId: 'readyPage', summary: 'ready_url: redirects to the backend once it is ready', tag: 'pages', auth: 'none', params: { id: z.string().regex(READY_BACKEND_ID), token: z.string().regex(READY_TOKEN) }, ok: { status: 200, description: 'HTML page; a miss is a 404 HTML page', media: 'html' } },
 ];

@@ -31,7 +31,8 @@ function jsonSchema(schema: z.ZodType): JsonObject {
  */
 export function expandRoute(route: string): Array<{ path: string; idSuffix: string }> {
   const optional = /\{(\/[^}]*)\}/.exec(route);
-  if (!optional) return [{ path: route.replace(/:(\w+)/g, '{$1}'), idSuffix: '' }];
+  // `*name` (a wildcard of one or more segments) is written as a parameter, as `:name` is.
+  if (!optional) return [{ path: route.replace(/[:*](\w+)/g, '{$1}'), idSuffix: '' }];
   const name = /:(\w+)/.exec(optional[1]!)?.[1];
   const suffix = name ? `In${name.charAt(0).toUpperCase()}${name.slice(1)}` : 'WithTrailingSlash';
   const without = route.replace(optional[0], '');

@@ -29,12 +29,12 @@ export async function readApiRows(): Promise<MatrixRow[]> {
     });
 }
 
-/** `/v2/service/:account/:service{/:environment}/connect` → `/v2/service/{account}/{service}[/{environment}]/connect`, the matrix's notation. */
+/** `/v2/service/:account/:service{/:environment}/connect` → `/v2/service/{account}/{service}[/{environment}]/connect`, the matrix's notation (a wildcard `*path` is `{path}`). */
 export function toMatrixPath(routerPath: string): string {
   return routerPath
     .replace(/\{\/:(\w+)\}/g, '[/{$1}]')
     .replace(/\{\/\}/g, '[/]')
-    .replace(/:(\w+)/g, '{$1}');
+    .replace(/[:*](\w+)/g, '{$1}');
 }
 
 /** Each route of berth's router with its methods; the HEAD that @koa/router adds to every GET is left out. */
