@@ -46,3 +46,9 @@ export async function deleteApiToken(db: Kysely<Database>, accountName: string, 
     .executeTakeFirst();
   return result.numDeletedRows > 0n;
 }
+
+/** Whether an API token (by id) still exists: revoking deletes it. */
+export async function apiTokenExists(db: Kysely<Database>, id: string): Promise<boolean> {
+  const row = await db.selectFrom('api_tokens').select('id').where('id', '=', id).executeTakeFirst();
+  return row !== undefined;
+}

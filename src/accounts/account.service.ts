@@ -11,6 +11,7 @@ import {
   insertApiToken,
   listAccountNames,
 } from './account.repository.ts';
+import { ApiTokenCache, type CachedApiToken } from './api-token-cache.ts';
 import { hashSecret, mintToken, parseToken, secretMatches } from './token.ts';
 
 /** Who a request acts as. */
@@ -19,6 +20,13 @@ export interface Principal {
   isAdmin: boolean;
   /** The account the token belongs to; null for admin tokens. */
   accountName: string | null;
+  /**
+   * Set by `authenticateUnchecked`: the stored token this principal rests on,
+   * whose existence (it may have been revoked since it was cached) the caller
+   * still has to check. Absent when the token was read on the way in, or is
+   * BERTH_ADMIN_TOKEN (which has no row).
+   */
+  uncheckedTokenId?: string;
 }
 
 export interface Account {
@@ -32,7 +40,16 @@ export class AccountNotFoundError extends NotFoundError {
   }
 }
 
+/** The caller's token was revoked after this process cached it: answered as any invalid token. */
+export class ApiTokenRevokedError extends UnauthorizedError {
+  constructor(readonly tokenId: string) {
+    super('invalid_token', 'the token is not valid');
+  }
+}
+
 export class AccountService {
+  private readonly tokenCache = new ApiTokenCache();
+
   constructor(
     private readonly db: Kysely<Database>,
     /** BERTH_ADMIN_TOKEN; when set it is the only admin token. */
@@ -58,19 +75,54 @@ export class AccountService {
     return minted.token;
   }
 
+  /** Resolves a bearer token to its principal; reads the token's row (one query) unless it is BERTH_ADMIN_TOKEN. */
   async authenticate(token: string): Promise<Principal> {
+    const parsed = this.parse(token);
+    return this.configuredAdmin(parsed) ?? this.principalOf(parsed, await findApiToken(this.db, parsed.id));
+  }
+
+  /**
+   * Like `authenticate`, but answers from this process's cache of token rows
+   * when it can, with no query: the principal then carries `uncheckedTokenId`,
+   * and the caller must check in its own statement that the token still
+   * exists (connect for a held key does, in the statement that mints the
+   * connection token), so that a revocation takes effect on the next request
+   * in every API process. A cached row is stale only when revoked: token rows
+   * never change.
+   */
+  async authenticateUnchecked(token: string): Promise<Principal> {
+    const parsed = this.parse(token);
+    const admin = this.configuredAdmin(parsed);
+    if (admin) return admin;
+    const cached = this.tokenCache.get(parsed.id);
+    if (cached) return { ...this.principalOf(parsed, cached), uncheckedTokenId: cached.id };
+    const row = await findApiToken(this.db, parsed.id);
+    const principal = this.principalOf(parsed, row);
+    if (row) this.tokenCache.remember(row);
+    return { ...principal, uncheckedTokenId: parsed.id };
+  }
+
+  /** Drops a token from the cache: the caller found it revoked. */
+  forgetToken(tokenId: string): void {
+    this.tokenCache.forget(tokenId);
+  }
+
+  private parse(token: string): { id: string; secret: string } {
     const parsed = parseToken(token);
     if (!parsed) throw new UnauthorizedError('invalid_token', 'the token is malformed: expected <id>.<secret>');
-    if (this.configuredAdminToken) {
-      const admin = parseToken(this.configuredAdminToken);
-      if (admin && admin.id === parsed.id) {
-        if (secretMatches(parsed.secret, hashSecret(admin.secret))) {
-          return { tokenId: parsed.id, isAdmin: true, accountName: null };
-        }
-        throw new UnauthorizedError('invalid_token', 'the token is not valid');
-      }
-    }
-    const row = await findApiToken(this.db, parsed.id);
+    return parsed;
+  }
+
+  /** The principal of BERTH_ADMIN_TOKEN when the token has its id; undefined for any other id. */
+  private configuredAdmin(parsed: { id: string; secret: string }): Principal | undefined {
+    if (!this.configuredAdminToken) return undefined;
+    const admin = parseToken(this.configuredAdminToken);
+    if (!admin || admin.id !== parsed.id) return undefined;
+    if (!secretMatches(parsed.secret, hashSecret(admin.secret))) throw new UnauthorizedError('invalid_token', 'the token is not valid');
+    return { tokenId: parsed.id, isAdmin: true, accountName: null };
+  }
+
+  private principalOf(parsed: { id: string; secret: string }, row: CachedApiToken | undefined): Principal {
     // A generated admin token is superseded once BERTH_ADMIN_TOKEN is set.
     const superseded = row?.is_admin === true && this.configuredAdminToken !== undefined;
     if (!row || superseded || !secretMatches(parsed.secret, row.secret_hash)) {
@@ -110,6 +162,7 @@ export class AccountService {
         token_id: tokenId,
       });
     }
+    this.tokenCache.forget(tokenId);
   }
 
   /** The accounts a principal may act on. */

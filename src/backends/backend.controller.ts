@@ -1,5 +1,5 @@
 import type { BerthContext, BerthMiddleware, BerthRouter } from '../context.ts';
-import { principalOf } from '../http/auth.ts';
+import { principalOf, type AuthMiddleware } from '../http/auth.ts';
 import { readJsonBody, sendJson } from '../http/json.ts';
 import { openEventStream } from '../http/sse.ts';
 import { nameParam, parseInput } from '../http/validation.ts';
@@ -9,6 +9,7 @@ import { BACKENDS_QUERY, CONNECT_BODY, TERMINATE_BODY } from './backend.schemas.
 import { backendUrls } from './backend-urls.ts';
 import type { ConnectOutcome } from '../metrics/prometheus.ts';
 import type { Backend } from './backend.service.ts';
+import { ApiTokenRevokedError } from '../accounts/account.service.ts';
 import { authorizedBackend, backendIdParam } from './backend-params.ts';
 
 const CORS = { 'Access-Control-Allow-Origin': '*' };
@@ -17,8 +18,9 @@ function allowCors(ctx: BerthContext): void {
   ctx.set(CORS);
 }
 
-export function backendController(router: BerthRouter, authenticated: BerthMiddleware): void {
-  router.post('/v2/service/:account/:service{/:environment}/connect', authenticated, async (ctx) => {
+export function backendController(router: BerthRouter, authenticated: AuthMiddleware): void {
+  // Connect checks the token in the statement that serves a held key, so its principal may come from the cache.
+  router.post('/v2/service/:account/:service{/:environment}/connect', authenticated.unchecked, async (ctx) => {
     const started = performance.now();
     let outcome: ConnectOutcome = 'error';
     try {
@@ -101,9 +103,15 @@ async function connect(ctx: BerthContext): Promise<ConnectOutcome> {
   const account = nameParam(ctx.params, 'account');
   const service = nameParam(ctx.params, 'service');
   const environment = ctx.params.environment === undefined ? DEFAULT_ENVIRONMENT : nameParam(ctx.params, 'environment');
-  await ctx.deps.accounts.authorize(principalOf(ctx), account);
+  const principal = principalOf(ctx);
+  await ctx.deps.accounts.authorize(principal, account);
   const body = parseInput(CONNECT_BODY, await readJsonBody(ctx), 'body');
-  const result = await ctx.deps.backends.connect(account, service, environment, body);
+  const result = await ctx.deps.backends
+    .connect(account, service, environment, body, principal.uncheckedTokenId ?? null)
+    .catch((error: unknown) => {
+      if (error instanceof ApiTokenRevokedError) ctx.deps.accounts.forgetToken(error.tokenId);
+      throw error;
+    });
   const urls = backendUrls(ctx.deps.config, result.backendId, result.token);
   sendJson(ctx, {
     backend_id: result.backendId,

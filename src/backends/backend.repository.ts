@@ -165,6 +165,51 @@ export async function insertConnectionTokenAndTouch(db: Kysely<Database>, token:
     .execute();
 }
 
+/** What `joinHeldKey` found: whether the API token still exists, and the key's live backend (undefined when none). */
+export interface HeldKeyJoin {
+  apiTokenLive: boolean;
+  backend: Pick<BackendRow, 'id' | 'status' | 'secret_token'> | undefined;
+}
+
+/**
+ * Connect for a held key in one statement (one round trip): checks that the
+ * caller's API token still exists (`apiTokenId` null: nothing to check, the
+ * admin token of the configuration has no row), finds the key's live backend
+ * through the partial unique index, mints the connection token for it and
+ * counts the connect as activity. Nothing is written unless both were found.
+ */
+export async function joinHeldKey(
+  db: Kysely<Database>,
+  apiTokenId: string | null,
+  key: { accountName: string; serviceName: string; key: string },
+  token: Omit<NewConnectionToken, 'backend_id'>,
+  at: Date,
+): Promise<HeldKeyJoin> {
+  const row = connectionTokenRow({ ...token, backend_id: '' });
+  const tokenLive = apiTokenId === null ? sql`true` : sql`exists (select 1 from api_tokens where id = ${apiTokenId})`;
+  const { rows } = await sql<{ api_token_live: boolean; id: string | null; status: BackendStatus | null; secret_token: string | null }>`
+    with caller as (select ${tokenLive} as live),
+    held as (
+      select b.id, b.status, b.secret_token from backends b, caller
+      where caller.live and b.account_name = ${key.accountName} and b.service_name = ${key.serviceName} and b.key = ${key.key}
+        and b.status not in ('terminating', 'hard-terminating', 'terminated')
+    ),
+    minted as (
+      insert into connection_tokens (token_hash, backend_id, username, auth)
+      select ${row.token_hash}, held.id, ${row.username}, ${row.auth}::jsonb from held
+    ),
+    touched as (
+      update backends set last_activity_at = ${at} where id in (select id from held) and last_activity_at < ${at}
+    )
+    select caller.live as api_token_live, held.id, held.status, held.secret_token from caller left join held on true`.execute(db);
+  const found = rows[0];
+  if (!found) throw new Error('joinHeldKey: the statement returned no row');
+  return {
+    apiTokenLive: found.api_token_live,
+    backend: found.id === null ? undefined : { id: found.id, status: found.status!, secret_token: found.secret_token! },
+  };
+}
+
 export async function insertConnectionToken(trx: Transaction<Database>, token: NewConnectionToken): Promise<void> {
   await trx.insertInto('connection_tokens').values(connectionTokenRow(token)).execute();
 }

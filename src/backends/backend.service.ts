@@ -3,6 +3,8 @@ import { customAlphabet, nanoid } from 'nanoid';
 import { isEngineUnreachable } from '../../scheduler/engine.ts';
 import type { EngineCapabilities, ResourceLimits } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
+import { apiTokenExists } from '../accounts/account.repository.ts';
+import { ApiTokenRevokedError } from '../accounts/account.service.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { parseInput } from '../http/validation.ts';
 import { DockerUnavailableError, ServiceNotFoundError } from '../services/service.service.ts';
@@ -22,6 +24,7 @@ import {
   insertConnectionToken,
   insertConnectionTokenAndTouch,
   insertStatusRow,
+  joinHeldKey,
   latestStatusRow,
   listLiveBackends,
   listServiceBackends,
@@ -134,16 +137,32 @@ export class BackendService {
 
   /**
    * Returns the backend holding the key, or spawns one. For a held key this is
-   * one indexed read and one insert (the connection token).
+   * one statement (`joinHeldKey`): it checks the caller's API token
+   * (`uncheckedTokenId`, from a cached principal; null when there is nothing
+   * to check), finds the backend, mints the connection token and counts the
+   * connect as activity. A revoked token gets ApiTokenRevokedError.
    */
-  async connect(accountName: string, serviceName: string, environmentName: string, body: ConnectBody): Promise<ConnectResult> {
+  async connect(
+    accountName: string,
+    serviceName: string,
+    environmentName: string,
+    body: ConnectBody,
+    uncheckedTokenId: string | null = null,
+  ): Promise<ConnectResult> {
     const spawn = parseSpawn(body.spawn);
     const auth = checkAuth(body.auth);
     const connection = { username: body.user ?? null, auth };
     // A held key proves its service exists (backends go with their service): no other read is needed.
     if (body.key !== undefined) {
-      const held = await findLiveBackendByKey(this.db, accountName, serviceName, body.key);
-      if (held) return this.joinBackend(held, connection);
+      const token = nanoid(32);
+      const joined = await joinHeldKey(this.db, uncheckedTokenId, { accountName, serviceName, key: body.key }, { token, ...connection }, new Date());
+      if (!joined.apiTokenLive) throw new ApiTokenRevokedError(uncheckedTokenId!);
+      if (joined.backend) {
+        const { id, status, secret_token: secretToken } = joined.backend;
+        return { backendId: id, spawned: false, status, token, secretToken };
+      }
+    } else if (uncheckedTokenId !== null && !(await apiTokenExists(this.db, uncheckedTokenId))) {
+      throw new ApiTokenRevokedError(uncheckedTokenId);
     }
     const service = await findService(this.db, accountName, serviceName);
     if (!service) throw new ServiceNotFoundError(accountName, serviceName);

@@ -18,6 +18,8 @@ export interface TestBerthOptions {
   docker?: Dockerode;
   /** Where berth's log lines go instead of stdout (set BERTH_LOG_LEVEL in `env` to see any). */
   logDestination?: DestinationStream;
+  /** Only this part of berth (default all); with `env.DATABASE_URL`, several processes share one database. */
+  role?: Role;
 }
 
 /**
@@ -46,11 +48,11 @@ export class TestBerth {
       BERTH_DATA_DIR: dataDir,
       BERTH_ADMIN_TOKEN: ADMIN_TOKEN,
       BERTH_LOG_LEVEL: process.env.BERTH_TEST_LOG_LEVEL ?? 'silent',
-      ...(options.database.kind === 'postgres' ? { DATABASE_URL: await createPostgresDatabase() } : {}),
+      ...(options.database.kind === 'postgres' && !options.env?.DATABASE_URL ? { DATABASE_URL: await createPostgresDatabase() } : {}),
       ...options.env,
     };
     const instance = new TestBerth(env, dataDir, options.docker, options.logDestination);
-    await instance.boot();
+    await instance.boot(options.role);
     return instance;
   }
 
