@@ -177,6 +177,9 @@ export interface HeldKeyJoin {
  * admin token of the configuration has no row), finds the key's live backend
  * through the partial unique index, mints the connection token for it and
  * counts the connect as activity. Nothing is written unless both were found.
+ * Concurrent connects to one backend would queue on its row to write nearly
+ * the same time, one commit after another: a connect that finds the row
+ * locked by another one's activity write leaves the write to it.
  */
 export async function joinHeldKey(
   db: Kysely<Database>,
@@ -199,7 +202,10 @@ export async function joinHeldKey(
       select ${row.token_hash}, held.id, ${row.username}, ${row.auth}::jsonb from held
     ),
     touched as (
-      update backends set last_activity_at = ${at} where id in (select id from held) and last_activity_at < ${at}
+      update backends set last_activity_at = ${at}
+      where id in (
+        select b.id from backends b join held on b.id = held.id where b.last_activity_at < ${at} for no key update of b skip locked
+      )
     )
     select caller.live as api_token_live, held.id, held.status, held.secret_token from caller left join held on true`.execute(db);
   const found = rows[0];
