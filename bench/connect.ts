@@ -395,6 +395,7 @@ async function rawColdStart(executor: DockerEngine, instanceId: string, i: numbe
     id: `${instanceId}${i < 0 ? 'w' : i}`,
     accountName: ACCOUNT,
     serviceName: SERVICE,
+    environmentName: 'default',
     key: `raw-${i}`,
     fencingToken: 1,
     image: IMAGE,

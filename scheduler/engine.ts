@@ -15,6 +15,8 @@ export const LABELS = {
   service: 'berth.service',
   key: 'berth.key',
   node: 'berth.node',
+  /** On warm-pool containers instead of a backend id, until one is taken. */
+  pool: 'berth.pool',
 } as const;
 
 /** Whose containers an engine call is about: this installation's, on this node. */
@@ -73,6 +75,8 @@ export interface SpawnSpec extends ContainerScope {
   /** Full environment, reserved variables included. */
   env: Record<string, string>;
   mount?: BindMount;
+  /** A warm-pool container: no backend yet, and its SDK socket directory to mount at /jamsocket-control. */
+  pool?: { id: string; socketDir: string };
   limits: ResourceLimits;
   security?: ContainerSecurity;
 }
@@ -87,7 +91,10 @@ export interface StartedContainer {
 
 export interface ContainerState {
   containerId: string;
+  /** Empty for a warm-pool container (see poolId). */
   backendId: string;
+  /** Set on warm-pool containers: the pool member's id. */
+  poolId: string | null;
   running: boolean;
   exitCode: number | null;
   oomKilled: boolean;

@@ -15,6 +15,8 @@ export interface NodeHeartbeatOptions {
   store: Pick<SchedulerStore, 'writeHeartbeat' | 'listBackendsOfLostNodes' | 'record'>;
   engine: HeartbeatEngine;
   logger: Logger;
+  /** Warm containers by pool, reported for operators and counted as load. */
+  warmCounts?: () => Record<string, { warmed: number; starting: number }>;
 }
 
 const NO_CAPABILITIES: EngineCapabilities = { memoryLimit: false, swapLimit: false, cpuCfs: false, diskLimit: false };
@@ -85,7 +87,7 @@ export class NodeHeartbeat {
     const now = Date.now();
     try {
       await store.writeHeartbeat(
-        { name: node.name, address: node.address, at: new Date(now), engineOk, engineError, capabilities, capacity: { maxBackends: 0 }, ...(images ? { images } : {}) },
+        { name: node.name, address: node.address, at: new Date(now), engineOk, engineError, capabilities, capacity: { maxBackends: 0, warm: this.options.warmCounts?.() ?? {} }, ...(images ? { images } : {}) },
         startedAt,
       );
     } catch (error) {

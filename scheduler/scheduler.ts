@@ -9,9 +9,11 @@ import {
   type ContainerScope,
   type ContainerState,
   type LogLine,
+  type ResourceLimits,
   type SpawnSpec,
 } from './engine.ts';
 import { NodeHeartbeat } from './node-heartbeat.ts';
+import { WarmPool, type TakenContainer } from './warm-pool.ts';
 import { planReconcile, type ReconcileAction } from './reconcile-plan.ts';
 import { startBackendPruning } from './retention.ts';
 import type { ScheduledBackend, SchedulerStore } from './store.ts';
@@ -29,6 +31,8 @@ export interface SchedulerOptions {
   nodeLeaseMs: number;
   /** How often the database is compared with the engine (BERTH_RECONCILE_INTERVAL_SECONDS). */
   reconcileIntervalMs: number;
+  /** Warm pools: where SDK sockets live, the default limits pool containers run with, how long one may take to warm. */
+  warm?: { socketDir: string; defaultLimits: ResourceLimits; warmTimeoutMs: number };
   /** The engine of this node (docker/docker-engine.ts, or any other ContainerEngine). */
   engine: ContainerEngine;
   logger: Logger;
@@ -56,6 +60,8 @@ const LOG_RETENTION_SWEEP_MS = 60_000;
 /** Output held while the database is away; beyond it the oldest lines go. */
 const MAX_BUFFERED_LOG_LINES = 10_000;
 const LOG_RETRY_MS = 1000;
+/** How often warm pools are topped up. */
+const WARM_POOL_INTERVAL_MS = 1000;
 /** How often backends whose metrics are streamed are sampled: the stream's pace. */
 const WATCHED_SAMPLE_MS = 1000;
 /** Statuses from which a spawn may (re)start: nothing runs yet, or berth died while making it. */
@@ -109,6 +115,8 @@ export class Scheduler {
   private reconciling: Promise<void> | undefined;
   private sweeping = false;
   private heartbeat: NodeHeartbeat | undefined;
+  private warmPool: WarmPool | undefined;
+  private warmTimer: NodeJS.Timeout | undefined;
   /** Whose containers this scheduler acts on: this installation's, on this node. */
   private readonly scope: ContainerScope;
   /** Aborted on stop: ends log following without touching the containers. */
@@ -138,8 +146,21 @@ export class Scheduler {
       store: this.store,
       engine: this.engine,
       logger: this.log,
+      warmCounts: () => this.warmPool?.counts() ?? {},
     });
     await this.heartbeat.start();
+    if (this.options.warm) {
+      this.warmPool = new WarmPool({
+        engine: this.engine,
+        store: this.store,
+        scope: this.scope,
+        address: this.options.node.address,
+        logger: this.log,
+        ...this.options.warm,
+      });
+      await this.warmPool.removeStrangers().catch((error: unknown) => this.log.warn({ err: error }, 'removing old warm containers failed'));
+      this.warmTimer = setInterval(() => void this.convergeWarmPool(), WARM_POOL_INTERVAL_MS);
+    }
     this.reconcileTimer = setInterval(() => void this.reconcileLogged('periodic'), this.options.reconcileIntervalMs);
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
     this.memoryTimer = setInterval(() => void this.sampleMemory(), this.options.memorySampleIntervalMs ?? 5000);
@@ -159,7 +180,10 @@ export class Scheduler {
     clearInterval(this.watchedTimer);
     clearInterval(this.retentionTimer);
     clearInterval(this.reconcileTimer);
+    clearInterval(this.warmTimer);
     this.heartbeat?.stop();
+    // Their sockets live in this process: without it, the pool containers are of no use.
+    await this.warmPool?.stop().catch((error: unknown) => this.log.warn({ err: error }, 'removing warm containers failed'));
     this.lifetime.abort(new Error('scheduler stopped'));
     this.unsubscribe?.();
     this.stopEvents?.();
@@ -254,6 +278,11 @@ export class Scheduler {
     const at = statusRank(backend.status);
     const advance = async (status: BackendStatus, details = {}) => at >= statusRank(status) || (await this.store.record(backendId, status, details)) !== undefined;
     try {
+      const taken = backend.status === 'scheduled' && leftover === null ? this.warmPool?.take(backend) : undefined;
+      if (taken) {
+        await this.startWarm(backend, run, taken);
+        return;
+      }
       if (leftover !== null) {
         run.creating = true;
         await this.engine.remove(leftover);
@@ -287,6 +316,49 @@ export class Scheduler {
       else this.log.warn({ err: error, backend_id: backendId }, 'spawning was interrupted; reconciling resumes it');
       run.creating = false;
     }
+  }
+
+  /**
+   * Gives a warm container to the backend: its id, key, fencing token and env
+   * go through the SDK socket, and it is ready once the app says Ready and
+   * answers HTTP.
+   */
+  private async startWarm(backend: ScheduledBackend, run: Run, taken: TakenContainer): Promise<void> {
+    run.containerId = taken.containerId;
+    try {
+      if (!(await this.store.record(backend.id, 'starting'))) return;
+      this.followLogs(backend.id, run, undefined);
+      const address = { host: this.options.node.address, port: taken.hostPort };
+      await this.store.setContainer(backend.id, { containerId: taken.containerId, hostPort: taken.hostPort });
+      if (!(await this.store.record(backend.id, 'waiting', { address: formatAddress(address) }))) {
+        await this.enforceTermination(backend.id);
+        return;
+      }
+      const timeout = AbortSignal.timeout(Math.max(0, backend.createdAt.getTime() + this.options.startupTimeoutMs - Date.now()));
+      try {
+        await taken.assign(
+          { backend_id: backend.id, key: backend.key ?? backend.id, fencing_token: backend.fencingToken, static_token: null, env: spawnSpec(backend, this.scope, address.host).env },
+          AbortSignal.any([timeout, run.abort.signal]),
+        );
+      } catch (error) {
+        if (run.abort.signal.aborted) return;
+        throw new EngineError(`the warm container did not become ready: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+      }
+      await this.waitUntilReady(backend, run, address);
+    } finally {
+      await taken.release().catch(() => undefined);
+    }
+  }
+
+  private async convergeWarmPool(): Promise<void> {
+    if (!this.active) return;
+    await this.warmPool?.converge().catch((error: unknown) => this.log.warn({ err: error }, 'keeping warm pools failed'));
+  }
+
+  /** The backend whose container this is (warm-pool containers carry no backend label). */
+  private ownerOf(containerId: string): string | undefined {
+    for (const [backendId, run] of this.runs) if (run.containerId === containerId) return backendId;
+    return undefined;
   }
 
   /** Ends a backend that could not be started, with the cause in one line for its owner to read. */
@@ -400,8 +472,15 @@ export class Scheduler {
   // ---------------------------------------------------------------------------
   // What the engine reports
 
-  private onContainerEvent(event: ContainerEvent): void {
+  private onContainerEvent(raw: ContainerEvent): void {
     if (!this.active) return;
+    const owner = raw.backendId || this.ownerOf(raw.containerId);
+    if (!owner) {
+      // A warm container that no backend took: the pool replaces it.
+      this.warmPool?.forget(raw.containerId);
+      return;
+    }
+    const event = { ...raw, backendId: owner };
     // spawn() removes a container that failed to start and records why; the removal is not a loss.
     if (this.runs.get(event.backendId)?.creating) return;
     const act = event.type === 'exited' ? this.onExited(event.backendId, event) : this.onRemoved(event.backendId);
@@ -458,7 +537,15 @@ export class Scheduler {
   private async reconcileOnce(): Promise<void> {
     // The database first, then the engine: see planReconcile.
     const live = await this.store.listLiveBackends();
-    const containers = await this.engine.listManaged(this.scope);
+    const listed = await this.engine.listManaged(this.scope);
+    // Warm containers belong to the backend that took them, or to the pool; others are strays.
+    const taken = new Map(live.flatMap((backend) => (backend.containerId ? [[backend.containerId, backend.id] as const] : [])));
+    const containers: ContainerState[] = [];
+    for (const container of listed) {
+      if (container.poolId === null) containers.push(container);
+      else if (taken.has(container.containerId)) containers.push({ ...container, backendId: taken.get(container.containerId)! });
+      else if (!this.ownerOf(container.containerId) && !this.warmPool?.has(container.poolId)) await this.engine.remove(container.containerId).catch(() => undefined);
+    }
     const runs = new Map(
       [...this.runs].map(([id, run]) => [
         id,

@@ -1,5 +1,6 @@
 import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/core/backend-status.ts';
 import type { LogLine } from './engine.ts';
+import type { WarmPoolStore } from './warm-pool.ts';
 import type { EngineCapabilities, EngineImage, MetricsSample } from './engine.ts';
 
 /** What a node says of itself with each heartbeat. */
@@ -10,7 +11,7 @@ export interface NodeHeartbeatRecord {
   engineOk: boolean;
   engineError: string | null;
   capabilities: EngineCapabilities;
-  capacity: { maxBackends: number };
+  capacity: { maxBackends: number; warm?: Record<string, { warmed: number; starting: number }> };
   /** What the engine holds; left out when it could not be listed. */
   images?: EngineImage[];
 }
@@ -21,6 +22,7 @@ export interface ScheduledBackend {
   id: string;
   accountName: string;
   serviceName: string;
+  environmentName: string;
   key: string | null;
   fencingToken: number | null;
   image: string;
@@ -40,7 +42,7 @@ export interface ScheduledBackend {
  * database. The scheduler never touches SQL; it reads backends, records steps
  * and hears every step recorded by any berth process.
  */
-export interface SchedulerStore {
+export interface SchedulerStore extends WarmPoolStore {
   /** Id of this installation; labels containers so another installation's are never touched. */
   readonly instanceId: string;
   findBackend(id: string): Promise<ScheduledBackend | undefined>;

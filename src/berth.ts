@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Dockerode from 'dockerode';
@@ -26,6 +27,7 @@ import { ImagePolicy } from './services/image-policy.ts';
 import { ServiceService } from './services/service.service.ts';
 import { NodeService } from './nodes/node.service.ts';
 import { NodeCatalog } from './nodes/node-catalog.ts';
+import { withLimitDefaults } from './backends/resource-limits.ts';
 import { MetricsHub } from './metrics/metrics-hub.ts';
 import type { EngineReader } from '../scheduler/engine.ts';
 
@@ -93,18 +95,19 @@ export class Berth {
     const accounts = new AccountService(storage.db, config.adminToken);
     const statusHub = await StatusHub.create(storage, logger);
     const logHub = await LogHub.create(storage, logger);
+    const limitPolicy = {
+      defaultMemoryBytes: config.defaultMemoryBytes,
+      defaultCpuPercent: config.defaultCpuPercent,
+      maxMemoryBytes: config.maxMemoryBytes,
+      maxCpuPercent: config.maxCpuPercent,
+    };
     const nodes = new NodeService({ db: storage.db, leaseMs: config.nodeLeaseMs });
     const backends = new BackendService({
       db: storage.db,
       nodes,
       mountBaseDir: config.mountBaseDir,
       imagePolicy,
-      limitPolicy: {
-        defaultMemoryBytes: config.defaultMemoryBytes,
-        defaultCpuPercent: config.defaultCpuPercent,
-        maxMemoryBytes: config.maxMemoryBytes,
-        maxCpuPercent: config.maxCpuPercent,
-      },
+      limitPolicy,
       maxBackendsPerAccount: config.maxBackendsPerAccount,
     });
     const deps: Dependencies = {
@@ -134,6 +137,12 @@ export class Berth {
         node: { name: config.nodeName, address: config.nodeAddress },
         nodeLeaseMs: config.nodeLeaseMs,
         reconcileIntervalMs: config.reconcileIntervalMs,
+        warm: {
+          // Bind-mounted into warm containers: an absolute path on the engine's host, short enough for a socket name.
+          socketDir: resolve(config.dataDir, 'warm'),
+          defaultLimits: withLimitDefaults({}, limitPolicy),
+          warmTimeoutMs: config.warmTimeoutMs,
+        },
         startupTimeoutMs: config.startupTimeoutMs,
         terminationGraceMs: config.terminationGraceMs,
         sweepIntervalMs: config.sweepIntervalMs,

@@ -62,6 +62,8 @@ export interface BerthConfig {
   readonly nodeLeaseMs: number;
   /** How often a node compares the database with its engine. Default 5 s. */
   readonly reconcileIntervalMs: number;
+  /** How long a warm-pool container may take to say Warmed before it is replaced. Default 30 s. */
+  readonly warmTimeoutMs: number;
   /** Registry hosts images may come from, besides the engine's local images and BERTH_IMAGE_PREFIX's host. Default none. */
   readonly allowedRegistries: readonly string[];
   /** Docker network every backend joins; berth creates it without inter-container communication. Default berth-backends. */
@@ -138,6 +140,7 @@ const ENV_SCHEMA = z.object({
   BERTH_NODE_ADDRESS: z.union([z.ipv4(), z.ipv6()]).default('127.0.0.1'),
   BERTH_NODE_LEASE_SECONDS: seconds(30),
   BERTH_RECONCILE_INTERVAL_SECONDS: seconds(5),
+  BERTH_WARM_TIMEOUT_SECONDS: seconds(30),
   // Node's request-head check must fit inside the API's 300 s request deadline.
   BERTH_HEADER_TIMEOUT_SECONDS: z.coerce.number().positive().max(300).default(30),
   BERTH_IDLE_TIMEOUT_SECONDS: z.coerce.number().positive().max(24 * 3600).default(60),
@@ -227,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     nodeAddress: e.BERTH_NODE_ADDRESS,
     nodeLeaseMs: e.BERTH_NODE_LEASE_SECONDS * 1000,
     reconcileIntervalMs: e.BERTH_RECONCILE_INTERVAL_SECONDS * 1000,
+    warmTimeoutMs: e.BERTH_WARM_TIMEOUT_SECONDS * 1000,
     allowedRegistries: Object.freeze(e.BERTH_ALLOWED_REGISTRIES),
     backendNetwork: e.BERTH_BACKEND_NETWORK,
     pidsLimit: e.BERTH_DEFAULT_PIDS_LIMIT,

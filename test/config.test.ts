@@ -31,6 +31,7 @@ describe('configuration', () => {
       nodeAddress: '127.0.0.1',
       nodeLeaseMs: 30_000,
       reconcileIntervalMs: 5000,
+      warmTimeoutMs: 30_000,
       // The connection cap's default depends on the open-files limit of the process: pinned below.
       listenerLimits: { headerTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxConnections: expect.any(Number), maxConnectionsPerClient: expect.any(Number) },
       allowedRegistries: [],

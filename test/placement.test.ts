@@ -58,6 +58,7 @@ function container(backendId: string, state: 'running' | 'created' | 'exited'): 
   return {
     containerId: `c-${backendId}`,
     backendId,
+    poolId: null,
     running: state === 'running',
     exitCode: state === 'exited' ? 3 : null,
     oomKilled: false,

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 // Builds a Node.js app image without a registry: FROM scratch, holding this
 // machine's own `node` binary, the shared libraries `ldd` lists for it, the app
 // directory at /app and the npm packages it names at /app/node_modules.
@@ -117,7 +118,7 @@ async function resolveInputs(options: NodeImageOptions): Promise<ResolvedInputs>
   const require = createRequire(join(appDir, 'package.json'));
   const packageDirs = new Map<string, string>();
   for (const name of options.packages ?? []) {
-    const manifest = require.resolve(`${name}/package.json`);
+    const manifest = findManifest(require, name);
     const { dependencies = {} } = JSON.parse(await readFile(manifest, 'utf8')) as { dependencies?: Record<string, string> };
     const missing = Object.keys(dependencies).filter((dep) => !options.packages?.includes(dep));
     if (missing.length > 0) throw new Error(`package ${name} depends on ${missing.join(', ')}: list those in packages too`);
@@ -221,4 +222,17 @@ async function inspectOrNull(docker: Dockerode, reference: string): Promise<Dock
     if ((err as { statusCode?: number }).statusCode === 404) return null;
     throw err;
   }
+}
+
+/**
+ * The package.json of a package as Node would find it from `require`'s base.
+ * Not `require.resolve(name + '/package.json')`: a package whose `exports`
+ * leave out package.json refuses that.
+ */
+function findManifest(require: NodeJS.Require, name: string): string {
+  for (const dir of require.resolve.paths(name) ?? []) {
+    const manifest = join(dir, name, 'package.json');
+    if (existsSync(manifest)) return manifest;
+  }
+  throw new Error(`package ${name} is not installed (npm install it)`);
 }

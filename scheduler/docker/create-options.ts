@@ -1,5 +1,6 @@
 /** Pure mappings between berth's spawn specs and Docker's API (unit-tested without Docker). */
 import type Dockerode from 'dockerode';
+import { SDK_SOCKET_DIR_IN_CONTAINER } from '../warm-socket.ts';
 import { CONTAINER_PORT, LABELS, type ContainerScope, type ContainerState, type EngineCapabilities, type SpawnSpec } from '../engine.ts';
 
 export const PORT_KEY = `${CONTAINER_PORT}/tcp`;
@@ -38,7 +39,7 @@ export function containerCreateOptions(spec: SpawnSpec, hardening: ContainerHard
     [LABELS.managed]: 'true',
     [LABELS.instance]: spec.instanceId,
     [LABELS.node]: spec.nodeName,
-    [LABELS.backendId]: spec.backendId,
+    ...(spec.pool ? { [LABELS.pool]: spec.pool.id } : { [LABELS.backendId]: spec.backendId }),
     [LABELS.account]: spec.accountName,
     [LABELS.service]: spec.serviceName,
   };
@@ -91,9 +92,12 @@ export function containerCreateOptions(spec: SpawnSpec, hardening: ContainerHard
   if (spec.mount) {
     hostConfig.Binds = [`${spec.mount.source}:${spec.mount.target}`];
   }
+  if (spec.pool) {
+    hostConfig.Binds = [...(hostConfig.Binds ?? []), `${spec.pool.socketDir}:${SDK_SOCKET_DIR_IN_CONTAINER}`];
+  }
 
   return {
-    name: containerName(spec.backendId),
+    name: spec.pool ? `berth-pool-${spec.pool.id}` : containerName(spec.backendId),
     Image: spec.image,
     Env: Object.entries(spec.env).map(([name, value]) => `${name}=${value}`),
     Labels: labels,
@@ -155,6 +159,7 @@ export function containerStateFromInspect(info: Dockerode.ContainerInspectInfo):
   return {
     containerId: info.Id,
     backendId: info.Config.Labels?.[LABELS.backendId] ?? '',
+    poolId: info.Config.Labels?.[LABELS.pool] ?? null,
     running,
     exitCode: exited ? info.State.ExitCode : null,
     oomKilled: info.State.OOMKilled,

@@ -179,7 +179,8 @@ export class ContainerEventWatcher {
   private async dispatch(message: DockerEventMessage): Promise<void> {
     const containerId = message.Actor?.ID ?? message.id;
     const attributes = message.Actor?.Attributes ?? {};
-    const backendId = attributes[LABELS.backendId];
+    // A warm-pool container carries no backend id: the scheduler knows whose it became.
+    const backendId = attributes[LABELS.backendId] ?? (attributes[LABELS.pool] !== undefined ? '' : undefined);
     if (!containerId || backendId === undefined || this.isStopped()) return;
 
     switch (message.Action ?? message.status) {

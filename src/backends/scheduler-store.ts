@@ -1,6 +1,8 @@
 import type { Kysely } from 'kysely';
 import type { NodeHeartbeatRecord, ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
 import type { MetricsSample } from '../../scheduler/engine.ts';
+import type { WarmPoolSpec } from '../../scheduler/warm-pool.ts';
+import { listWarmPools, markNotWarmable } from '../nodes/warm-pool.repository.ts';
 import type { LogLine } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
 import { deleteExpiredLogLines, insertLogLines, latestLogTime } from '../logs/log.repository.ts';
@@ -43,6 +45,14 @@ export class DatabaseSchedulerStore implements SchedulerStore {
 
   async listLiveBackends(): Promise<ScheduledBackend[]> {
     return (await listLiveBackendsOfNode(this.db, this.nodeName)).map(backendRowToScheduled);
+  }
+
+  listWarmPools(): Promise<WarmPoolSpec[]> {
+    return listWarmPools(this.db, this.nodeName);
+  }
+
+  markNotWarmable(pool: Pick<WarmPoolSpec, 'accountName' | 'serviceName' | 'environmentName'>, image: string, reason: string): Promise<void> {
+    return markNotWarmable(this.db, pool, image, reason);
   }
 
   listWatchedBackends(now: Date): Promise<string[]> {
@@ -124,6 +134,7 @@ function backendRowToScheduled(row: BackendRow): ScheduledBackend {
     id: row.id,
     accountName: row.account_name,
     serviceName: row.service_name,
+    environmentName: row.environment_name,
     key: row.key,
     fencingToken: row.fencing_token === null ? null : Number(row.fencing_token),
     image: row.image,

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { Service, ServiceImage } from '../client/index.ts';
 import { createClient, resolveAccount } from './config.ts';
 import { withAccount, withJson } from './options.ts';
-import { printFields, printJson, printJsonLines, printLine, printTable, type OutputOptions } from './output.ts';
+import { CliError, printFields, printJson, printJsonLines, printLine, printTable, type OutputOptions } from './output.ts';
 
 interface AccountOptions extends OutputOptions {
   account?: string;
@@ -63,6 +63,17 @@ export function registerServiceCommands(program: Command): void {
       else printLine(`environment ${options.environment} of service ${name} now spawns tag ${tag}`);
     });
 
+  withJson(withAccount(service.command('warm-pool <service> <size>').description('keep <size> containers started ahead on each node (0: none)')))
+    .option('--environment <environment>', 'the environment to update', 'default')
+    .action(async (name: string, size: string, options: AccountOptions & { environment: string }) => {
+      const count = Number(size);
+      if (!Number.isInteger(count) || count < 0) throw new CliError(`<size> must be a whole number, got ${JSON.stringify(size)}`);
+      const { client, account } = await inAccount(options);
+      await client.services.setWarmPool(account, name, count, { environment: options.environment });
+      if (options.json) printJson({ status: 'ok', account, service: name, environment: options.environment, warm_pool_size: count });
+      else printLine(`environment ${options.environment} of service ${name} keeps ${count} warm container${count === 1 ? '' : 's'} per node`);
+    });
+
   withJson(withAccount(service.command('images <service>').description("images of the service's repository on the Docker engine"))).action(
     async (name: string, options: AccountOptions) => {
       const { client, account } = await inAccount(options);
@@ -84,8 +95,14 @@ function printService(service: Service): void {
   ]);
   printLine();
   printTable(
-    ['ENVIRONMENT', 'TAG', 'CLUSTER', 'LAST SPAWNED'],
-    service.environments.map((env) => [env.name, env.image_tag, env.cluster, env.last_spawned_at ?? 'never']),
+    ['ENVIRONMENT', 'TAG', 'CLUSTER', 'WARM POOL', 'LAST SPAWNED'],
+    service.environments.map((env) => [
+      env.name,
+      env.image_tag,
+      env.cluster,
+      env.warm_pool.warmable ? String(env.warm_pool_size) : `${env.warm_pool_size} (not warmable: ${env.warm_pool.reason ?? 'unknown'})`,
+      env.last_spawned_at ?? 'never',
+    ]),
     'no environments',
   );
 }

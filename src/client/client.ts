@@ -63,6 +63,8 @@ export interface ServicesApi {
   images(account: string, name: string): Promise<ServiceImage[]>;
   /** Points an environment (default `default`) at an image tag or `sha256:` id. */
   useImage(account: string, name: string, tag: string, options?: { environment?: string }): Promise<void>;
+  /** Sets how many warm containers each node keeps for an environment (0: none). */
+  setWarmPool(account: string, name: string, size: number, options?: { environment?: string }): Promise<void>;
   /** The image repository of the service (what `berth push` tags into). */
   imageName(account: string, name: string): Promise<string>;
 }
@@ -244,6 +246,10 @@ export class BerthClient {
       useImage: async (account, name, tag, options = {}) => {
         const environment = options.environment === undefined ? '' : `/${segment(options.environment)}`;
         await this.request('POST', `${path(account, name)}${environment}/update`, { body: { image_tag: tag } });
+      },
+      setWarmPool: async (account, name, size, options = {}) => {
+        const environment = options.environment === undefined ? '' : `/${segment(options.environment)}`;
+        await this.request('POST', `${path(account, name)}${environment}/update`, { body: { warm_pool_size: size } });
       },
       imageName: async (account, name) =>
         (await this.request<{ imageName: string }>('GET', `/service/${segment(account)}/${segment(name)}/image-name`)).imageName,

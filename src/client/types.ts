@@ -99,6 +99,10 @@ export interface Environment {
   cluster: string;
   created_at: string;
   last_spawned_at: string | null;
+  /** Warm containers each node keeps for this environment. */
+  warm_pool_size: number;
+  /** `warmable: false` once its image never spoke the session-backend SDK protocol, with the reason. */
+  warm_pool: { warmable: boolean; reason?: string };
 }
 
 export interface Service {

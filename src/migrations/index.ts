@@ -7,6 +7,7 @@ import * as serviceHardening from './0005-service-hardening.ts';
 import * as tokenHashes from './0006-token-hashes.ts';
 import * as nodes from './0007-nodes.ts';
 import * as nodeImages from './0008-node-images-and-metrics-watches.ts';
+import * as warmPools from './0009-warm-pools.ts';
 
 /** Every migration, in order. A static list so that no file-system scan is needed at start. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -18,4 +19,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0006-token-hashes': tokenHashes,
   '0007-nodes': nodes,
   '0008-node-images-and-metrics-watches': nodeImages,
+  '0009-warm-pools': warmPools,
 };

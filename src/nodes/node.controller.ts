@@ -45,5 +45,7 @@ function nodeToJson(node: Node) {
       disk_limit: node.capabilities.diskLimit,
     },
     capacity: { max_backends: node.capacity.maxBackends },
+    // Pre-started containers, by `account/service/environment`: apart from backends, but load all the same.
+    warm_pool: node.capacity.warm ?? {},
   };
 }

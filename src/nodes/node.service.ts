@@ -115,6 +115,11 @@ export class NodeService {
  * as even as the least loaded, without every API replica piling on one node).
  * Each refusal names why, so that an operator can act on it.
  */
+/** Live backends and warm containers: both hold memory and CPU on the node. */
+function loadOf(node: Node): number {
+  return node.liveBackends + Object.values(node.capacity.warm ?? {}).reduce((sum, pool) => sum + pool.warmed + pool.starting, 0);
+}
+
 export function chooseNode(nodes: readonly Node[], limits: ResourceLimits, random: () => number): Placement {
   const alive = nodes.filter((node) => node.status !== 'lost');
   if (alive.length === 0) throw new NoReadyNodeError(nodes.length === 0 ? 'no node has registered' : 'every node is past its lease');
@@ -130,6 +135,6 @@ export function chooseNode(nodes: readonly Node[], limits: ResourceLimits, rando
   const able = roomy.filter((node) => CAPABILITY_OF.every(([limit, capability]) => limits[limit] === undefined || node.capabilities[capability]));
   const first = able[Math.floor(random() * able.length)]!;
   const second = able[Math.floor(random() * able.length)]!;
-  const chosen = second.liveBackends < first.liveBackends ? second : first;
+  const chosen = loadOf(second) < loadOf(first) ? second : first;
   return { name: chosen.name, address: chosen.address };
 }

@@ -5,6 +5,8 @@ import type { EngineCapabilities, EngineImage } from '../../scheduler/engine.ts'
 export interface NodeCapacity {
   /** Live backends it will take at most (0: no limit). */
   maxBackends: number;
+  /** Warm containers it keeps, by pool (`account/service/environment`). */
+  warm?: Record<string, { warmed: number; starting: number }>;
 }
 
 export const NODE_STATES = ['ready', 'draining'] as const;

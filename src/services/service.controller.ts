@@ -57,7 +57,10 @@ export function serviceController(router: BerthRouter, authenticated: BerthMiddl
     const { account, service } = await authorizedService(ctx);
     const environment = ctx.params.environment === undefined ? DEFAULT_ENVIRONMENT : nameParam(ctx.params, 'environment');
     const body = parseInput(UPDATE_SERVICE_BODY, await readJsonBody(ctx), 'body');
-    await ctx.deps.services.updateImageTag(account, service, environment, body.image_tag);
+    await ctx.deps.services.updateEnvironment(account, service, environment, {
+      ...(body.image_tag !== undefined ? { imageTag: body.image_tag } : {}),
+      ...(body.warm_pool_size !== undefined ? { warmPoolSize: body.warm_pool_size } : {}),
+    });
     sendJson(ctx, { status: 'ok' });
   });
 
@@ -85,6 +88,9 @@ function serviceToJson(service: Service) {
       cluster: env.cluster,
       created_at: env.createdAt.toISOString(),
       last_spawned_at: env.lastSpawnedAt?.toISOString() ?? null,
+      warm_pool_size: env.warmPoolSize,
+      // Not warmable: its image never spoke the session-backend SDK protocol (a new image is tried again).
+      warm_pool: { warmable: env.notWarmable === null, ...(env.notWarmable !== null ? { reason: env.notWarmable } : {}) },
     })),
     image_name: service.imageRepository,
     container: { user: service.container.user, read_only_root: service.container.readOnlyRoot, cap_add: service.container.capAdd },

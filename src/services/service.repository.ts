@@ -81,13 +81,16 @@ export async function listEnvironments(db: Kysely<Database>, accountName: string
 /** Creates the environment or points an existing one at another image tag. */
 export async function upsertEnvironment(
   db: Kysely<Database>,
-  environment: { account_name: string; service_name: string; name: string; image_tag: string; cluster: string },
+  environment: { account_name: string; service_name: string; name: string; image_tag: string; cluster: string; warm_pool_size?: number },
 ): Promise<void> {
   await db
     .insertInto('environments')
     .values(environment)
     .onConflict((oc) =>
-      oc.columns(['account_name', 'service_name', 'name']).doUpdateSet((eb) => ({ image_tag: eb.ref('excluded.image_tag') })),
+      oc.columns(['account_name', 'service_name', 'name']).doUpdateSet((eb) => ({
+        image_tag: eb.ref('excluded.image_tag'),
+        ...(environment.warm_pool_size !== undefined ? { warm_pool_size: eb.ref('excluded.warm_pool_size') } : {}),
+      })),
     )
     .execute();
 }

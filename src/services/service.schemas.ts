@@ -52,6 +52,12 @@ export const CONTAINER_SETTINGS_BODY = z.strictObject({
   cap_add: CONTAINER_SETTINGS.cap_add.optional(),
 });
 
-export const UPDATE_SERVICE_BODY = z.strictObject({
-  image_tag: IMAGE_TAG,
-});
+/** Warm containers per node for one environment; each holds memory and a CPU share while it waits. */
+export const MAX_WARM_POOL_SIZE = 50;
+
+export const UPDATE_SERVICE_BODY = z
+  .strictObject({
+    image_tag: IMAGE_TAG.optional(),
+    warm_pool_size: z.number().int().min(0).max(MAX_WARM_POOL_SIZE).optional(),
+  })
+  .refine((body) => body.image_tag !== undefined || body.warm_pool_size !== undefined, { message: 'needs image_tag, warm_pool_size or both', path: ['image_tag'] });

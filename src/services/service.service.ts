@@ -3,7 +3,7 @@ import { isEngineUnreachable } from '../../scheduler/engine.ts';
 import { countLiveBackendsOfService } from '../backends/backend.repository.ts';
 import type { EngineReader, ImageInfo } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
-import { BerthError, ConflictError, NotFoundError } from '../core/errors.ts';
+import { BerthError, ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
 import { DockerUnavailableError } from './docker-unavailable.ts';
 import { isDigest, type ImagePolicy } from './image-policy.ts';
@@ -29,6 +29,10 @@ export interface Environment {
   cluster: string;
   createdAt: Date;
   lastSpawnedAt: Date | null;
+  /** Warm containers each node keeps for it. */
+  warmPoolSize: number;
+  /** Why its current image cannot be kept warm; null when it can (or has not been tried). */
+  notWarmable: string | null;
 }
 
 /** How the admin set up this service's containers (on top of berth's hardening). */
@@ -184,16 +188,23 @@ export class ServiceService {
     if (!found) throw new ServiceNotFoundError(accountName, name);
   }
 
-  async updateImageTag(accountName: string, name: string, environment: string, imageTag: string): Promise<void> {
+  /** Points an environment at an image tag and/or sets its warm pool; an environment is made by giving it a tag. */
+  async updateEnvironment(accountName: string, name: string, environment: string, update: { imageTag?: string; warmPoolSize?: number }): Promise<void> {
     const row = await this.requireServiceRow(accountName, name);
     // Checked again at connect; here so that a foreign digest is refused where it is written.
-    if (isDigest(imageTag)) await this.imagePolicy.resolveDigest(row.image_repository, imageTag, 'body.image_tag');
+    if (update.imageTag !== undefined && isDigest(update.imageTag)) await this.imagePolicy.resolveDigest(row.image_repository, update.imageTag, 'body.image_tag');
+    const existing = (await listEnvironments(this.db, accountName, name)).find((env) => env.name === environment);
+    const imageTag = update.imageTag ?? existing?.image_tag;
+    if (imageTag === undefined) {
+      throw new ValidationError('body.image_tag', `environment "${environment}" does not exist yet: "body.image_tag" is required to make it`);
+    }
     await upsertEnvironment(this.db, {
       account_name: accountName,
       service_name: name,
       name: environment,
       image_tag: imageTag,
       cluster: LOCAL_CLUSTER,
+      ...(update.warmPoolSize !== undefined ? { warm_pool_size: update.warmPoolSize } : {}),
     });
   }
 
@@ -222,6 +233,8 @@ function serviceRowToService(row: ServiceRow, environments: EnvironmentRow[], la
       cluster: env.cluster,
       createdAt: env.created_at,
       lastSpawnedAt: env.last_spawned_at,
+      warmPoolSize: env.warm_pool_size,
+      notWarmable: env.warm_error_image !== null && env.warm_error_image === `${row.image_repository}:${env.image_tag}` ? env.warm_error : null,
     })),
     latestImage,
   };

@@ -22,6 +22,11 @@ export interface EnvironmentTable {
   /** A tag of the service's repository, or a `sha256:` image digest. */
   image_tag: string;
   cluster: string;
+  /** Containers each node keeps started for this environment (0: none). */
+  warm_pool_size: ColumnType<number, number | undefined, number>;
+  /** Why the environment's image cannot be kept warm, and for which image reference. */
+  warm_error: ColumnType<string | null, string | null | undefined, string | null>;
+  warm_error_image: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: ColumnType<Date, never, never>;
   last_spawned_at: ColumnType<Date | null, never, Date>;
 }
