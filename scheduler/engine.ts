@@ -98,6 +98,8 @@ export interface ContainerState {
   running: boolean;
   exitCode: number | null;
   oomKilled: boolean;
+  /** Being removed (a force-remove kills it first): an exit seen now is a loss, not the app's doing. */
+  removing: boolean;
   hostPort: number | null;
 }
 

@@ -389,9 +389,11 @@ describe('DockerEngine against Docker', () => {
     expect(await executor.inspect(started.containerId)).toEqual({
       containerId: started.containerId,
       backendId: spec.backendId,
+      poolId: null,
       running: true,
       exitCode: null,
       oomKilled: false,
+      removing: false,
       hostPort: started.hostPort,
     });
   });
@@ -494,9 +496,11 @@ describe('DockerEngine against Docker', () => {
     expect(listed.find((c) => c.containerId === oursStarted.containerId)).toEqual({
       containerId: oursStarted.containerId,
       backendId: ours.backendId,
+      poolId: null,
       running: true,
       exitCode: null,
       oomKilled: false,
+      removing: false,
       hostPort: oursStarted.hostPort,
     });
     // Exited containers of earlier tests are still listed, with their exit code.

@@ -62,6 +62,7 @@ function container(backendId: string, state: 'running' | 'created' | 'exited'): 
     running: state === 'running',
     exitCode: state === 'exited' ? 3 : null,
     oomKilled: false,
+    removing: false,
     hostPort: state === 'running' ? 32000 : null,
   };
 }

@@ -29,7 +29,8 @@ describe.each(testDatabases())('status shapes on $kind', (database) => {
 
   beforeAll(async () => {
     await ensureTestImage(docker);
-    berth = await TestBerth.start({ database, env: { BERTH_TERMINATION_GRACE_SECONDS: '2' } });
+    // A grace period well past the app's 1.5 s shutdown: the soft path must not escalate on a busy machine.
+    berth = await TestBerth.start({ database, env: { BERTH_TERMINATION_GRACE_SECONDS: '10' } });
     api = await createTestService(berth, 'acme');
   });
   afterAll(async () => {

@@ -163,6 +163,7 @@ export function containerStateFromInspect(info: Dockerode.ContainerInspectInfo):
     running,
     exitCode: exited ? info.State.ExitCode : null,
     oomKilled: info.State.OOMKilled,
+    removing: info.State.Status === 'removing',
     hostPort: running ? publishedHostPort(info) : null,
   };
 }

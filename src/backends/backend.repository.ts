@@ -342,7 +342,9 @@ export async function listSweepableBackends(
   nodeName: string,
 ): Promise<Array<{ id: string; reason: 'idle' | 'lifetime' }>> {
   const liveSince = new Date(now.getTime() - proxyLeaseMs);
-  const idleDeadline = sql<Date>`b.last_activity_at + make_interval(secs => b.max_idle_seconds)`;
+  // Idle time starts at the latest activity, and never before the backend was ready (status_time of `ready`):
+  // a start that took longer than max_idle_seconds is not idleness.
+  const idleDeadline = sql<Date>`greatest(b.last_activity_at, b.status_time) + make_interval(secs => b.max_idle_seconds)`;
   const rows = await db
     .selectFrom('backends as b')
     .select(['b.id', 'b.created_at', 'b.lifetime_limit_seconds'])
