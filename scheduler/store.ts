@@ -1,7 +1,5 @@
 import type { BackendStatus, StatusDetails, StatusEvent, TerminationKind, TerminationReason } from '../src/core/backend-status.ts';
-import type { LogLine } from './engine.ts';
-import type { WarmPoolStore } from './warm-pool.ts';
-import type { EngineCapabilities, EngineImage, MetricsSample } from './engine.ts';
+import type { BindMount, ContainerSecurity, EngineCapabilities, EngineImage, LogLine, MetricsSample, ResourceLimits, StartedContainer } from './engine.ts';
 
 /** What a node says of itself with each heartbeat. */
 export interface NodeHeartbeatRecord {
@@ -15,7 +13,6 @@ export interface NodeHeartbeatRecord {
   /** What the engine holds; left out when it could not be listed. */
   images?: EngineImage[];
 }
-import type { BindMount, ContainerSecurity, ResourceLimits, StartedContainer } from './engine.ts';
 
 /** What the scheduler knows of a backend it runs. */
 export interface ScheduledBackend {
@@ -79,4 +76,23 @@ export interface SchedulerStore extends WarmPoolStore {
   deleteExpiredLogs(before: Date): Promise<number>;
   /** Deletes at most `limit` backends terminated before `before`, with everything recorded of them; returns how many. */
   deleteExpiredBackends(before: Date, limit: number): Promise<number>;
+}
+
+/** One environment's pool as the database wants it. */
+export interface WarmPoolSpec {
+  accountName: string;
+  serviceName: string;
+  environmentName: string;
+  /** `repository:tag` (or a digest) the pool runs. */
+  image: string;
+  size: number;
+  security: ContainerSecurity;
+  /** The image the environment was marked not warmable for, if any. */
+  notWarmableImage: string | null;
+}
+
+export interface WarmPoolStore {
+  /** This node's pools; none while it drains. */
+  listWarmPools(): Promise<WarmPoolSpec[]>;
+  markNotWarmable(pool: Pick<WarmPoolSpec, 'accountName' | 'serviceName' | 'environmentName'>, image: string, reason: string): Promise<void>;
 }

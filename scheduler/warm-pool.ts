@@ -14,27 +14,8 @@ import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import type { Logger } from '../src/core/logger.ts';
 import type { ContainerEngine, ContainerScope, ContainerSecurity, ResourceLimits } from './engine.ts';
-import type { ScheduledBackend } from './store.ts';
+import type { ScheduledBackend, WarmPoolSpec, WarmPoolStore } from './store.ts';
 import { WarmSocket, type BackendAssignment } from './warm-socket.ts';
-
-/** One environment's pool as the database wants it. */
-export interface WarmPoolSpec {
-  accountName: string;
-  serviceName: string;
-  environmentName: string;
-  /** `repository:tag` (or a digest) the pool runs. */
-  image: string;
-  size: number;
-  security: ContainerSecurity;
-  /** The image the environment was marked not warmable for, if any. */
-  notWarmableImage: string | null;
-}
-
-export interface WarmPoolStore {
-  /** This node's pools; none while it drains. */
-  listWarmPools(): Promise<WarmPoolSpec[]>;
-  markNotWarmable(pool: Pick<WarmPoolSpec, 'accountName' | 'serviceName' | 'environmentName'>, image: string, reason: string): Promise<void>;
-}
 
 export interface WarmPoolOptions {
   engine: ContainerEngine;

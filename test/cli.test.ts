@@ -1,41 +1,19 @@
 // The `berth` command, run as a user would (`node bin/berth.js …`, a
 // subprocess) against a real berth and real containers, with its own HOME
 // and XDG_CONFIG_HOME so nothing of the machine's user is read or written.
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.ts';
 import { inspectBackendContainer } from './support/backends.ts';
 import { ADMIN_TOKEN, freePort, TestBerth } from './support/berth.ts';
 import { createTestDocker } from './support/docker.ts';
 import { ensureTestImage } from './support/test-image.ts';
 
-const BIN = new URL('../bin/berth.js', import.meta.url).pathname;
 const docker = createTestDocker();
 const REQUEST_ID = /request req_[a-z0-9]{16}/;
 
-interface CliResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000): Promise<CliResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.once('error', reject);
-    child.once('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('berth CLI', () => {
   let berth: TestBerth;
@@ -142,8 +120,14 @@ describe('berth CLI', () => {
     expect(info.code).toBe(0);
     expect(info.stdout).toMatch(/^name +echo\n/);
     expect(info.stdout).toMatch(/\nimage repository +cli\/echo\n/);
-    expect(info.stdout).toMatch(/\ndefault +latest +local +never\n/);
+    expect(info.stdout).toMatch(/\ndefault +latest +local +0 +never\n/);
     expect(await json(['service', 'info', 'echo'])).toMatchObject({ name: 'echo', account_name: 'cli', environments: [{ name: 'default', image_tag: 'latest' }] });
+
+    const warm = await berthCli(['service', 'warm-pool', 'echo', '2']);
+    expect(warm).toEqual({ code: 0, stdout: 'environment default of service echo keeps 2 warm containers per node\n', stderr: '' });
+    expect(await json(['service', 'info', 'echo'])).toMatchObject({ environments: [{ name: 'default', warm_pool_size: 2 }] });
+    expect((await berthCli(['service', 'warm-pool', 'echo', 'lots'])).code).toBe(1);
+    await berthCli(['service', 'warm-pool', 'echo', '0']);
 
     expect((await berthCli(['service', 'delete', 'spare'])).code).toBe(0);
     const gone = await berthCli(['service', 'info', 'spare']);

@@ -1,8 +1,8 @@
 // A backend berth cannot start ends `terminated` with reason `internalerror`
 // (never `lost`), and its owner can read why without the server log.
-import { spawn } from 'node:child_process';
 import type Dockerode from 'dockerode';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.ts';
 import { apiClient, type ApiClient } from './support/api.ts';
 import { createTestService, waitForStatus } from './support/backends.ts';
 import { ADMIN_TOKEN, TestBerth } from './support/berth.ts';
@@ -12,7 +12,6 @@ import { readSse } from './support/sse.ts';
 import { ensureTestImage } from './support/test-image.ts';
 
 const docker = createTestDocker();
-const BIN = new URL('../bin/berth.js', import.meta.url).pathname;
 const BROKEN_REPOSITORY = 'berth-test/no-such-command';
 
 /** The test image with a command that does not exist: create succeeds, start fails. */
@@ -26,15 +25,6 @@ async function ensureBrokenImage(docker: Dockerode): Promise<void> {
   }
 }
 
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout }));
-  });
-}
 
 describe.each(testDatabases())('a backend that fails to start, on $kind', (database) => {
   let berth: TestBerth;

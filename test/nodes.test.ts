@@ -1,7 +1,7 @@
 // One berth process is one node: it registers, places backends on itself, and
 // an admin can list it and drain it, through the API and the CLI.
-import { spawn } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from './support/cli.ts';
 import { apiClient, errorBodyMatching, type ApiClient } from './support/api.ts';
 import { createTestService, waitForStatus } from './support/backends.ts';
 import { ADMIN_TOKEN, TestBerth } from './support/berth.ts';
@@ -10,19 +10,7 @@ import { createTestDocker } from './support/docker.ts';
 import { ensureTestImage } from './support/test-image.ts';
 
 const docker = createTestDocker();
-const BIN = new URL('../bin/berth.js', import.meta.url).pathname;
 
-function runCli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe.each(testDatabases())('nodes on $kind', (database) => {
   let berth: TestBerth;

@@ -31,38 +31,22 @@ export async function findLiveBackendByKey(
     .executeTakeFirst();
 }
 
-/** A backend of the key that is still being stopped: a new one for the key waits for it. */
-export async function findDyingBackendOfKey(
+/**
+ * A backend of the key in one of `statuses`: the one still being stopped (a new
+ * backend for the key waits for it), or the new one waiting (`scheduled`).
+ */
+export async function findBackendOfKeyIn(
   db: Kysely<Database>,
-  accountName: string,
-  serviceName: string,
-  key: string,
+  key: { accountName: string; serviceName: string; key: string },
+  statuses: readonly BackendStatus[],
 ): Promise<string | undefined> {
   const row = await db
     .selectFrom('backends')
     .select('id')
-    .where('account_name', '=', accountName)
-    .where('service_name', '=', serviceName)
-    .where('key', '=', key)
-    .where('status', 'in', ['terminating', 'hard-terminating'])
-    .executeTakeFirst();
-  return row?.id;
-}
-
-/** The backend of a key that waits for its predecessor to end. */
-export async function findWaitingBackendOfKey(
-  db: Kysely<Database>,
-  accountName: string,
-  serviceName: string,
-  key: string,
-): Promise<string | undefined> {
-  const row = await db
-    .selectFrom('backends')
-    .select('id')
-    .where('account_name', '=', accountName)
-    .where('service_name', '=', serviceName)
-    .where('key', '=', key)
-    .where('status', '=', 'scheduled')
+    .where('account_name', '=', key.accountName)
+    .where('service_name', '=', key.serviceName)
+    .where('key', '=', key.key)
+    .where('status', 'in', statuses)
     .executeTakeFirst();
   return row?.id;
 }

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import type { NodeHeartbeatRecord, ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
 import type { MetricsSample } from '../../scheduler/engine.ts';
-import type { WarmPoolSpec } from '../../scheduler/warm-pool.ts';
+import type { WarmPoolSpec } from '../../scheduler/store.ts';
 import { listWarmPools, markNotWarmable } from '../nodes/warm-pool.repository.ts';
 import type { LogLine } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
@@ -10,8 +10,7 @@ import type { BackendStatus, StatusDetails, StatusEvent } from '../core/backend-
 import {
   deleteTerminatedBackends,
   findBackend,
-  findDyingBackendOfKey,
-  findWaitingBackendOfKey,
+  findBackendOfKeyIn,
   latestTerminationRow,
   listLiveBackendsOfNode,
   listSweepableBackends,
@@ -90,12 +89,12 @@ export class DatabaseSchedulerStore implements SchedulerStore {
 
   async findDyingPredecessor(backend: ScheduledBackend): Promise<string | undefined> {
     if (backend.key === null) return undefined;
-    return findDyingBackendOfKey(this.db, backend.accountName, backend.serviceName, backend.key);
+    return findBackendOfKeyIn(this.db, { ...backend, key: backend.key }, ['terminating', 'hard-terminating']);
   }
 
   async findWaitingSuccessor(backend: ScheduledBackend): Promise<string | undefined> {
     if (backend.key === null) return undefined;
-    return findWaitingBackendOfKey(this.db, backend.accountName, backend.serviceName, backend.key);
+    return findBackendOfKeyIn(this.db, { ...backend, key: backend.key }, ['scheduled']);
   }
 
   async listSweepable(now: Date) {

@@ -1,25 +1,15 @@
 import { sql, type Kysely } from 'kysely';
-import type { EngineCapabilities, EngineImage } from '../../scheduler/engine.ts';
+import type { EngineImage } from '../../scheduler/engine.ts';
+import type { NodeHeartbeatRecord } from '../../scheduler/store.ts';
 import type { Database } from '../database.ts';
 import type { NodeCapacity, NodeRow, NodeState } from './node.table.ts';
 
-export interface NodeHeartbeat {
-  name: string;
-  address: string;
-  at: Date;
-  engineOk: boolean;
-  engineError: string | null;
-  capabilities: EngineCapabilities;
-  capacity: NodeCapacity;
-  /** What its engine holds; undefined keeps what was reported last. */
-  images?: EngineImage[];
-}
 
 /**
  * Registers the node or renews its lease. A drain outlives restarts (it is an
  * operator's decision); `startedAt` marks a (re)start.
  */
-export async function writeNodeHeartbeat(db: Kysely<Database>, beat: NodeHeartbeat, startedAt?: Date): Promise<void> {
+export async function writeNodeHeartbeat(db: Kysely<Database>, beat: NodeHeartbeatRecord, startedAt?: Date): Promise<void> {
   const values = {
     address: beat.address,
     last_heartbeat: beat.at,

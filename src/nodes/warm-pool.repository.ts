@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { WarmPoolSpec } from '../../scheduler/warm-pool.ts';
+import type { WarmPoolSpec } from '../../scheduler/store.ts';
 import type { Database } from '../database.ts';
 
 /**
