@@ -1,7 +1,7 @@
 // The placement rule and the reconcile plan, as pure functions: one seam each.
 import { describe, expect, it } from 'vitest';
 import { chooseNode, NoReadyNodeError, UnenforceableLimitError, type Node } from '../src/nodes/node.service.ts';
-import { DockerUnavailableError } from '../src/services/docker-unavailable.ts';
+import { DockerUnavailableError } from '../src/core/errors.ts';
 import { planReconcile, type RunView } from '../scheduler/reconcile-plan.ts';
 import type { ContainerState } from '../scheduler/engine.ts';
 

@@ -7,7 +7,7 @@ import { apiTokenExists } from '../accounts/account.repository.ts';
 import { ApiTokenRevokedError } from '../accounts/account.service.ts';
 import { ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
 import { parseInput } from '../http/validation.ts';
-import { DockerUnavailableError, ServiceNotFoundError } from '../services/service.service.ts';
+import { ServiceNotFoundError } from '../services/service.service.ts';
 import { findService, listEnvironments } from '../services/service.repository.ts';
 import type { ImagePolicy } from '../services/image-policy.ts';
 import { checkAccountBackendLimit } from './account-quota.ts';

@@ -85,6 +85,13 @@ export class UnavailableError extends BerthError {
   }
 }
 
+/** No Docker engine answered; nothing was written. */
+export class DockerUnavailableError extends UnavailableError {
+  constructor(cause: unknown) {
+    super('docker_unavailable', 'the Docker engine is not reachable', { cause, headers: { 'Retry-After': '5' } });
+  }
+}
+
 /** The database did not answer; nothing was written. */
 export class DatabaseUnavailableError extends UnavailableError {
   constructor(cause: unknown) {

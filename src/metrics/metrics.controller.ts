@@ -6,7 +6,7 @@ import { raiseMaxMemory } from '../backends/backend.repository.ts';
 import type { BerthMiddleware, BerthRouter } from '../context.ts';
 import { ConflictError } from '../core/errors.ts';
 import { openEventStream } from '../http/sse.ts';
-import { DockerUnavailableError } from '../services/service.service.ts';
+import { DockerUnavailableError } from '../core/errors.ts';
 
 export function metricsController(router: BerthRouter, authenticated: BerthMiddleware): void {
   /** The engine's stats of the backend's container, about one sample a second, until it stops. */

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely';
 import type { EngineCapabilities, ResourceLimits } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
 import { NotFoundError, UnavailableError } from '../core/errors.ts';
-import { DockerUnavailableError } from '../services/docker-unavailable.ts';
+import { DockerUnavailableError } from '../core/errors.ts';
 import { listNodesWithLoad, setNodeState, type NodeWithLoad } from './node.repository.ts';
 import type { NodeCapacity, NodeState } from './node.table.ts';
 

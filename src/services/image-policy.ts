@@ -9,7 +9,7 @@
 import { isEngineUnreachable } from '../../scheduler/engine.ts';
 import type { ImageReferences } from '../../scheduler/engine.ts';
 import { BerthError, ValidationError } from '../core/errors.ts';
-import { DockerUnavailableError } from './docker-unavailable.ts';
+import { DockerUnavailableError } from '../core/errors.ts';
 
 /** The engine's answer for an image id or reference; undefined when it has none. */
 export type ImageLookup = (reference: string) => Promise<ImageReferences | undefined>;

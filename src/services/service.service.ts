@@ -3,9 +3,8 @@ import { isEngineUnreachable } from '../../scheduler/engine.ts';
 import { countLiveBackendsOfService } from '../backends/backend.repository.ts';
 import type { EngineReader, ImageInfo } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
-import { BerthError, ConflictError, NotFoundError, ValidationError } from '../core/errors.ts';
+import { BerthError, ConflictError, DockerUnavailableError, NotFoundError, ValidationError } from '../core/errors.ts';
 import type { Logger } from '../core/logger.ts';
-import { DockerUnavailableError } from './docker-unavailable.ts';
 import { isDigest, type ImagePolicy } from './image-policy.ts';
 import {
   deleteService,
@@ -62,8 +61,6 @@ export class ServiceNotFoundError extends NotFoundError {
     });
   }
 }
-
-export { DockerUnavailableError };
 
 /** Container settings are the operator's to choose: they widen what a tenant's code may do on the host. */
 export class AdminOnlyFieldError extends BerthError {
