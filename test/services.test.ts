@@ -41,7 +41,7 @@ describe.each(testDatabases())('services on $kind', (database) => {
       account_name: account,
       created_at: expect.stringMatching(/^\d{4}-\d\d-\d\dT/),
       environments: [
-        { name: 'default', image_tag: 'latest', cluster: 'local', created_at: expect.any(String), last_spawned_at: null },
+        { name: 'default', image_tag: 'latest', cluster: 'local', created_at: expect.any(String), last_spawned_at: null, warm_pool_size: 0, warm_pool: { warmable: true } },
       ],
       image_name: `${account}/chat`,
       container: { user: null, read_only_root: false, cap_add: [] },

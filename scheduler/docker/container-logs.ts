@@ -37,15 +37,16 @@ export async function followContainerLogs(docker: Dockerode, containerId: string
   const release = () => {
     if (--holds === 0) stream.resume();
   };
-  // The engine stamps each message as it reads it, so times only rise. Its json-file follower can
-  // hand out lines again when the file rotates under it; those come with older times and are dropped.
-  let latestMs = sinceMs ?? Number.NEGATIVE_INFINITY;
+  // The engine stamps each message as it reads it from the container's pipe, so within one stream
+  // times only rise (across stdout and stderr they may interleave out of order). Its json-file follower
+  // can hand out lines again when the file rotates under it; those come with older times and are dropped.
+  const latestMs = new Map<string, number>();
   const parser = new DockerLogParser(
     (line) => {
       const ms = line.time.getTime();
       if (sinceMs !== undefined && ms <= sinceMs) return;
-      if (ms < latestMs) return;
-      latestMs = ms;
+      if (ms < (latestMs.get(line.stream) ?? Number.NEGATIVE_INFINITY)) return;
+      latestMs.set(line.stream, ms);
       const held = options.onLine(line);
       if (!held) return;
       if (holds++ === 0) stream.pause();
