@@ -41,6 +41,8 @@ await ensureNodeImage(docker, {
 const berth = await startBerth({ kind: 'pglite' }, docker, 'warn');
 const problems: string[] = [];
 const warm: number[] = [];
+/** Connects on the warm service that found no warm container and started cold. */
+let tookCold = 0;
 const cold: number[] = [];
 try {
   await setUpAccount(berth.apiUrl);
@@ -63,12 +65,20 @@ try {
     const connected = await client.connect(ACCOUNT, service, { key });
     await client.waitUntilReady(connected.backend_id, { timeoutMs: STEP_TIMEOUT_MS });
     const ms = performance.now() - started;
+    // The app says whether it got its assignment over the SDK socket (a warm container) or from its env.
+    const assignment = (await (await fetch(`${connected.url}assignment`, { signal: AbortSignal.timeout(STEP_TIMEOUT_MS) })).json()) as { warm: boolean };
+    if (service === 'warm' && !assignment.warm) tookCold++;
     await client.terminate(connected.backend_id, { hard: true });
+    // Let its removal finish before the next round, so that no round pays for another's cleanup.
+    const deadline = Date.now() + STEP_TIMEOUT_MS;
+    while ((await client.status(connected.backend_id)).status !== 'terminated' && Date.now() < deadline) await sleep(50);
     return ms;
   };
 
   const deadline = Date.now() + SECONDS * 1000;
   for (let round = 0; round < ROUNDS && Date.now() < deadline && !interrupted(); round++) {
+    // Nodes report their pools with each heartbeat (every 2 s): let one pass before trusting the count.
+    await sleep(2500);
     await untilRefilled();
     warm.push(await connectUntilReady('warm', `w${round}`));
     cold.push(await connectUntilReady('cold', `c${round}`));
@@ -93,5 +103,5 @@ printTable(
     ['cold start', c.n, fmt(c.p50, 1), fmt(c.p99, 1), fmt(c.mean, 1), fmt(c.min, 1)],
   ],
 );
-console.log(`\nwarm/cold at p50: ${ratio(w.p50, c.p50)}; goal: warm p50 < 50 ms, p99 < 150 ms`);
+console.log(`\n${w.n - tookCold} of ${w.n} connects on the warm service got a warm container; warm/cold at p50: ${ratio(w.p50, c.p50)}; goal: warm p50 < 50 ms, p99 < 150 ms`);
 process.exitCode = reportProblems(problems, interrupted());

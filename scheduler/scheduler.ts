@@ -298,8 +298,7 @@ export class Scheduler {
       run.containerId = started.containerId;
       this.followLogs(backendId, run, undefined);
       const address = { host: this.options.node.address, port: started.hostPort };
-      await this.store.setContainer(backendId, started);
-      if (!(await this.store.record(backendId, 'waiting', { address: formatAddress(address) }))) {
+      if (!(await this.store.recordWaiting(backendId, started, formatAddress(address)))) {
         // Terminated while the container was being made: finish the job now.
         await this.enforceTermination(backendId);
         return;
@@ -329,8 +328,7 @@ export class Scheduler {
       if (!(await this.store.record(backend.id, 'starting'))) return;
       this.followLogs(backend.id, run, undefined);
       const address = { host: this.options.node.address, port: taken.hostPort };
-      await this.store.setContainer(backend.id, { containerId: taken.containerId, hostPort: taken.hostPort });
-      if (!(await this.store.record(backend.id, 'waiting', { address: formatAddress(address) }))) {
+      if (!(await this.store.recordWaiting(backend.id, { containerId: taken.containerId, hostPort: taken.hostPort }, formatAddress(address)))) {
         await this.enforceTermination(backend.id);
         return;
       }
@@ -608,8 +606,7 @@ export class Scheduler {
       case 'waiting': {
         if (container.hostPort === null) return;
         const address = { host: this.options.node.address, port: container.hostPort };
-        await this.store.setContainer(backend.id, { containerId: container.containerId, hostPort: container.hostPort });
-        await this.store.record(backend.id, 'waiting', { address: formatAddress(address) });
+        await this.store.recordWaiting(backend.id, { containerId: container.containerId, hostPort: container.hostPort }, formatAddress(address));
         run.waiting = true;
         void this.waitUntilReady(backend, run, address)
           .catch((error: unknown) => this.log.error({ err: error, backend_id: backend.id }, 'waiting for an adopted backend failed'))

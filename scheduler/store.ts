@@ -58,7 +58,8 @@ export interface SchedulerStore extends WarmPoolStore {
   /** Why and how the backend is being terminated, if it is. */
   latestTermination(id: string): Promise<{ reason: TerminationReason | null; kind: TerminationKind | null } | undefined>;
   /** Remembers where the backend runs; the image digest only when known. */
-  setContainer(id: string, container: Omit<StartedContainer, 'imageDigest'> & { imageDigest?: string }): Promise<void>;
+  /** Remembers where the backend runs and records `waiting` with its address, in one step. */
+  recordWaiting(id: string, container: Omit<StartedContainer, 'imageDigest'> & { imageDigest?: string }, address: string): Promise<StatusEvent | undefined>;
   /** A backend of the same key still being stopped; a new one for the key starts only after it. */
   findDyingPredecessor(backend: ScheduledBackend): Promise<string | undefined>;
   /** The backend of a key waiting for its predecessor to end. */

@@ -56,6 +56,8 @@ interface Member {
 const FAILURES_BEFORE_NOT_WARMABLE = 2;
 /** New containers started per pool per round: refills without a stampede. */
 const STARTS_PER_ROUND = 2;
+/** After a take, refills wait this long: a container being made would slow the very backend it replaces. */
+const REFILL_DELAY_MS = 1500;
 
 export function poolKeyOf(p: { accountName: string; serviceName: string; environmentName: string }): string {
   return `${p.accountName}/${p.serviceName}/${p.environmentName}`;
@@ -67,6 +69,8 @@ export class WarmPool {
   private readonly log: Logger;
   private running: Promise<void> | undefined;
   private stopped = false;
+  private lastTakeAt = 0;
+  private readonly starting = new Set<Promise<void>>();
 
   constructor(private readonly options: WarmPoolOptions) {
     this.log = options.logger.child({ component: 'warm-pool' });
@@ -94,6 +98,7 @@ export class WarmPool {
       if (!isDeepStrictEqual(member.security, backend.security ?? {})) continue;
       if (member.containerId === null || member.hostPort === null) continue;
       this.members.delete(member.id);
+      this.lastTakeAt = Date.now();
       const socket = member.socket;
       return {
         containerId: member.containerId,
@@ -134,6 +139,9 @@ export class WarmPool {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.running;
+    // Dropping closes their sockets, which ends the waits of those still warming.
+    await Promise.all([...this.members.values()].map((member) => this.drop(member, 'the node stopped')));
+    await Promise.allSettled([...this.starting]);
     await Promise.all([...this.members.values()].map((member) => this.drop(member, 'the node stopped')));
   }
 
@@ -153,11 +161,16 @@ export class WarmPool {
       const have = [...this.members.values()].filter((member) => member.poolKey === key);
       const extra = have.length - pool.size;
       for (const member of have.slice(0, Math.max(0, extra))) await this.drop(member, 'the pool shrank');
-      for (let i = 0; i < Math.min(STARTS_PER_ROUND, -extra); i++) void this.startMember(pool);
+      if (Date.now() - this.lastTakeAt < REFILL_DELAY_MS) continue;
+      for (let i = 0; i < Math.min(STARTS_PER_ROUND, -extra); i++) {
+        const start = this.startMember(pool).finally(() => this.starting.delete(start));
+        this.starting.add(start);
+      }
     }
   }
 
   private async startMember(pool: WarmPoolSpec): Promise<void> {
+    if (this.stopped) return;
     const id = randomBytes(6).toString('hex');
     const socket = await WarmSocket.listen(join(this.options.socketDir, id));
     const member: Member = { id, poolKey: poolKeyOf(pool), image: pool.image, security: pool.security, containerId: null, hostPort: null, socket, state: 'starting' };
@@ -178,6 +191,11 @@ export class WarmPool {
       });
       member.containerId = started.containerId;
       member.hostPort = started.hostPort;
+      // Dropped while it was being made (the image changed, the pool shrank, the node stops).
+      if (!this.members.has(id)) {
+        await this.options.engine.remove(started.containerId).catch(() => undefined);
+        return;
+      }
       await socket.waitUntilWarmed(this.options.warmTimeoutMs);
       if (!this.members.has(id)) return;
       member.state = 'warmed';

@@ -32,6 +32,7 @@ export class WarmSocket {
   private client: net.Socket | undefined;
   private readonly warmed: Promise<void>;
   private onWarmed!: () => void;
+  private onClosed!: (error: Error) => void;
   private onReady: (() => void) | undefined;
   private onGone: ((error: Error) => void) | undefined;
 
@@ -40,7 +41,11 @@ export class WarmSocket {
     readonly dir: string,
     private readonly server: net.Server,
   ) {
-    this.warmed = new Promise((resolve) => (this.onWarmed = resolve));
+    this.warmed = new Promise((resolve, reject) => {
+      this.onWarmed = resolve;
+      this.onClosed = reject;
+    });
+    this.warmed.catch(() => undefined);
   }
 
   /** Makes `dir` and listens on the SDK socket in it; the container must be able to connect (mode 0666). */
@@ -94,6 +99,7 @@ export class WarmSocket {
 
   async close(): Promise<void> {
     this.state = 'closed';
+    this.onClosed(new Error('the warm container was removed'));
     this.client?.destroy();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
     await rm(this.dir, { recursive: true, force: true });

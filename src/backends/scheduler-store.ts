@@ -79,12 +79,14 @@ export class DatabaseSchedulerStore implements SchedulerStore {
     return row && { reason: row.termination_reason as StatusDetails['terminationReason'] & {}, kind: row.termination_kind as StatusDetails['terminationKind'] & {} };
   }
 
-  async setContainer(id: string, container: { containerId: string; hostPort: number; imageDigest?: string }): Promise<void> {
-    await setBackendContainer(this.db, id, {
-      container_id: container.containerId,
-      host_port: container.hostPort,
-      ...(container.imageDigest ? { image_digest: container.imageDigest } : {}),
-    });
+  recordWaiting(id: string, container: { containerId: string; hostPort: number; imageDigest?: string }, address: string): Promise<StatusEvent | undefined> {
+    return this.recorder.record(id, 'waiting', { address }, (trx) =>
+      setBackendContainer(trx, id, {
+        container_id: container.containerId,
+        host_port: container.hostPort,
+        ...(container.imageDigest ? { image_digest: container.imageDigest } : {}),
+      }),
+    );
   }
 
   async findDyingPredecessor(backend: ScheduledBackend): Promise<string | undefined> {

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import type { Database } from '../database.ts';
 import { isForward, type BackendStatus, type StatusDetails, type StatusEvent } from '../core/backend-status.ts';
 import { insertStatusRow, lockBackend } from './backend.repository.ts';
@@ -12,10 +12,21 @@ import type { BackendStatusRow } from './backend.table.ts';
 export class StatusRecorder {
   constructor(private readonly db: Kysely<Database>) {}
 
-  /** Resolves to the recorded event, or undefined when the step would not move the backend forward. */
-  async record(backendId: string, status: BackendStatus, details: StatusDetails = {}): Promise<StatusEvent | undefined> {
+  /**
+   * Resolves to the recorded event, or undefined when the step would not move
+   * the backend forward. `alongside` runs in the same transaction, with the
+   * backend locked, whether or not the step is recorded: one round trip for a
+   * step and the facts that come with it.
+   */
+  async record(
+    backendId: string,
+    status: BackendStatus,
+    details: StatusDetails = {},
+    alongside?: (trx: Transaction<Database>) => Promise<void>,
+  ): Promise<StatusEvent | undefined> {
     return this.db.transaction().execute(async (trx) => {
       const backend = await lockBackend(trx, backendId);
+      if (backend && alongside) await alongside(trx);
       if (!backend || !isForward(backend.status, status)) return undefined;
       const row = await insertStatusRow(trx, {
         backend_id: backendId,
