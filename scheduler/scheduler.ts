@@ -263,11 +263,12 @@ export class Scheduler {
   private async spawnRun(backendId: string, run: Run, leftover: string | null): Promise<void> {
     let backend: ScheduledBackend | undefined;
     try {
-      backend = await this.store.findBackend(backendId);
-      if (!backend || !this.isMine(backend) || !SPAWNABLE.includes(backend.status)) return;
+      const found = await this.store.findBackendToSpawn(backendId);
+      backend = found?.backend;
+      if (!found || !backend || !this.isMine(backend) || !SPAWNABLE.includes(backend.status)) return;
       // One key never has two live containers: the new backend starts once the old one has ended.
-      const predecessor = await this.store.findDyingPredecessor(backend);
-      if (predecessor !== undefined) {
+      const predecessor = found.predecessor;
+      if (predecessor !== null) {
         this.log.debug({ backend_id: backendId, predecessor }, "waiting for the key's previous backend to end");
         return;
       }

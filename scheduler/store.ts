@@ -60,8 +60,8 @@ export interface SchedulerStore extends WarmPoolStore {
   /** Remembers where the backend runs; the image digest only when known. */
   /** Remembers where the backend runs and records `waiting` with its address, in one step. */
   recordWaiting(id: string, container: Omit<StartedContainer, 'imageDigest'> & { imageDigest?: string }, address: string): Promise<StatusEvent | undefined>;
-  /** A backend of the same key still being stopped; a new one for the key starts only after it. */
-  findDyingPredecessor(backend: ScheduledBackend): Promise<string | undefined>;
+  /** A backend to start, with the id of its key's backend still being stopped (it starts only after that one). */
+  findBackendToSpawn(id: string): Promise<{ backend: ScheduledBackend; predecessor: string | null } | undefined>;
   /** The backend of a key waiting for its predecessor to end. */
   findWaitingSuccessor(backend: ScheduledBackend): Promise<string | undefined>;
   /** Ready backends idle past max_idle_seconds or older than lifetime_limit_seconds. */

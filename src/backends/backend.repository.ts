@@ -11,6 +11,29 @@ export async function findBackend(db: Kysely<Database>, id: string): Promise<Bac
   return db.selectFrom('backends').selectAll().where('id', '=', id).executeTakeFirst();
 }
 
+/**
+ * A backend with the id of its key's backend still being stopped, if any, in
+ * one query: what a node reads before it starts a backend.
+ */
+export async function findBackendWithDyingPredecessor(db: Kysely<Database>, id: string): Promise<(BackendRow & { predecessor: string | null }) | undefined> {
+  return db
+    .selectFrom('backends as b')
+    .selectAll('b')
+    .select((eb) =>
+      eb
+        .selectFrom('backends as p')
+        .select('p.id')
+        .whereRef('p.account_name', '=', 'b.account_name')
+        .whereRef('p.service_name', '=', 'b.service_name')
+        .whereRef('p.key', '=', 'b.key')
+        .where('p.status', 'in', ['terminating', 'hard-terminating'])
+        .limit(1)
+        .as('predecessor'),
+    )
+    .where('b.id', '=', id)
+    .executeTakeFirst();
+}
+
 export async function lockBackend(trx: Transaction<Database>, id: string): Promise<BackendRow | undefined> {
   return trx.selectFrom('backends').selectAll().where('id', '=', id).forUpdate().executeTakeFirst();
 }

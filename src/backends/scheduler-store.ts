@@ -10,6 +10,7 @@ import type { BackendStatus, StatusDetails, StatusEvent } from '../core/backend-
 import {
   deleteTerminatedBackends,
   findBackend,
+  findBackendWithDyingPredecessor,
   findBackendOfKeyIn,
   latestTerminationRow,
   listLiveBackendsOfNode,
@@ -89,9 +90,9 @@ export class DatabaseSchedulerStore implements SchedulerStore {
     );
   }
 
-  async findDyingPredecessor(backend: ScheduledBackend): Promise<string | undefined> {
-    if (backend.key === null) return undefined;
-    return findBackendOfKeyIn(this.db, { ...backend, key: backend.key }, ['terminating', 'hard-terminating']);
+  async findBackendToSpawn(id: string): Promise<{ backend: ScheduledBackend; predecessor: string | null } | undefined> {
+    const row = await findBackendWithDyingPredecessor(this.db, id);
+    return row && { backend: backendRowToScheduled(row), predecessor: row.predecessor };
   }
 
   async findWaitingSuccessor(backend: ScheduledBackend): Promise<string | undefined> {
