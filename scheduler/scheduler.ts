@@ -326,10 +326,14 @@ export class Scheduler {
   private async startWarm(backend: ScheduledBackend, run: Run, taken: TakenContainer): Promise<void> {
     run.containerId = taken.containerId;
     try {
-      if (!(await this.store.record(backend.id, 'starting'))) return;
-      this.followLogs(backend.id, run, undefined);
       const address = { host: this.options.node.address, port: taken.hostPort };
-      if (!(await this.store.recordWaiting(backend.id, { containerId: taken.containerId, hostPort: taken.hostPort }, formatAddress(address)))) {
+      // `starting` and `waiting` in one transaction: the container already runs.
+      const recorded = await this.store.recordWaiting(backend.id, { containerId: taken.containerId, hostPort: taken.hostPort }, formatAddress(address), {
+        starting: true,
+      });
+      this.followLogs(backend.id, run, undefined);
+      if (!recorded) {
+        // Terminated meanwhile: finish the job now (the container is recorded as the backend's).
         await this.enforceTermination(backend.id);
         return;
       }

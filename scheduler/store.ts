@@ -58,8 +58,16 @@ export interface SchedulerStore extends WarmPoolStore {
   /** Why and how the backend is being terminated, if it is. */
   latestTermination(id: string): Promise<{ reason: TerminationReason | null; kind: TerminationKind | null } | undefined>;
   /** Remembers where the backend runs; the image digest only when known. */
-  /** Remembers where the backend runs and records `waiting` with its address, in one step. */
-  recordWaiting(id: string, container: Omit<StartedContainer, 'imageDigest'> & { imageDigest?: string }, address: string): Promise<StatusEvent | undefined>;
+  /**
+   * Remembers where the backend runs and records `waiting` with its address, in
+   * one transaction; with `starting`, records `starting` first in the same one (a warm start).
+   */
+  recordWaiting(
+    id: string,
+    container: Omit<StartedContainer, 'imageDigest'> & { imageDigest?: string },
+    address: string,
+    options?: { starting?: boolean },
+  ): Promise<StatusEvent | undefined>;
   /** A backend to start, with the id of its key's backend still being stopped (it starts only after that one). */
   findBackendToSpawn(id: string): Promise<{ backend: ScheduledBackend; predecessor: string | null } | undefined>;
   /** The backend of a key waiting for its predecessor to end. */

@@ -80,8 +80,14 @@ export class DatabaseSchedulerStore implements SchedulerStore {
     return row && { reason: row.termination_reason as StatusDetails['terminationReason'] & {}, kind: row.termination_kind as StatusDetails['terminationKind'] & {} };
   }
 
-  recordWaiting(id: string, container: { containerId: string; hostPort: number; imageDigest?: string }, address: string): Promise<StatusEvent | undefined> {
-    return this.recorder.record(id, 'waiting', { address }, (trx) =>
+  recordWaiting(
+    id: string,
+    container: { containerId: string; hostPort: number; imageDigest?: string },
+    address: string,
+    { starting = false }: { starting?: boolean } = {},
+  ): Promise<StatusEvent | undefined> {
+    const steps = [...(starting ? [{ status: 'starting' as const }] : []), { status: 'waiting' as const, details: { address } }];
+    return this.recorder.recordSteps(id, steps, (trx) =>
       setBackendContainer(trx, id, {
         container_id: container.containerId,
         host_port: container.hostPort,

@@ -24,23 +24,43 @@ export class StatusRecorder {
     details: StatusDetails = {},
     alongside?: (trx: Transaction<Database>) => Promise<void>,
   ): Promise<StatusEvent | undefined> {
+    return this.recordSteps(backendId, [{ status, details }], alongside);
+  }
+
+  /**
+   * Several steps in one transaction, each its own row and event, in order;
+   * stops at the first that would not move the backend forward. Resolves to the
+   * last event recorded if every step was, else undefined.
+   */
+  async recordSteps(
+    backendId: string,
+    steps: ReadonlyArray<{ status: BackendStatus; details?: StatusDetails }>,
+    alongside?: (trx: Transaction<Database>) => Promise<void>,
+  ): Promise<StatusEvent | undefined> {
     return this.db.transaction().execute(async (trx) => {
       const backend = await lockBackend(trx, backendId);
       if (backend && alongside) await alongside(trx);
-      if (!backend || !isForward(backend.status, status)) return undefined;
-      const row = await insertStatusRow(trx, {
-        backend_id: backendId,
-        status,
-        time: new Date(),
-        last_status: backend.status,
-        termination_reason: details.terminationReason ?? null,
-        termination_kind: details.terminationKind ?? null,
-        exit_error: details.exitError ?? null,
-        exit_code: details.exitCode ?? null,
-        message: details.message ?? null,
-        address: details.address ?? null,
-      });
-      return statusRowToEvent(row);
+      if (!backend) return undefined;
+      let current = backend.status;
+      let last: StatusEvent | undefined;
+      for (const { status, details = {} } of steps) {
+        if (!isForward(current, status)) return undefined;
+        const row = await insertStatusRow(trx, {
+          backend_id: backendId,
+          status,
+          time: new Date(),
+          last_status: current,
+          termination_reason: details.terminationReason ?? null,
+          termination_kind: details.terminationKind ?? null,
+          exit_error: details.exitError ?? null,
+          exit_code: details.exitCode ?? null,
+          message: details.message ?? null,
+          address: details.address ?? null,
+        });
+        current = status;
+        last = statusRowToEvent(row);
+      }
+      return last;
     });
   }
 }
