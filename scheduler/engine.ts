@@ -257,3 +257,17 @@ export interface EngineReader {
   /** Live samples, about one a second, until the container stops or the signal aborts. */
   streamStats(target: StatsTarget, signal: AbortSignal): AsyncGenerator<MetricsSample>;
 }
+
+/** The images of one repository among `images`, a row per tag, newest first (one tag seen on two engines, once). */
+export function imagesOfRepository(images: readonly EngineImage[], repository: string): ImageInfo[] {
+  const prefix = `${repository}:`;
+  const seen = new Map<string, ImageInfo>();
+  for (const image of images) {
+    for (const repoTag of image.repoTags) {
+      if (!repoTag.startsWith(prefix)) continue;
+      const tag = repoTag.slice(prefix.length);
+      seen.set(`${image.id} ${tag}`, { digest: image.id, tag, repository, uploadTime: new Date(image.created * 1000) });
+    }
+  }
+  return [...seen.values()].sort((a, b) => b.uploadTime.getTime() - a.uploadTime.getTime() || a.tag.localeCompare(b.tag));
+}

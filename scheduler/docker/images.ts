@@ -1,5 +1,5 @@
 import type Dockerode from 'dockerode';
-import type { ImageInfo, ImageReferences } from '../engine.ts';
+import { imagesOfRepository, type ImageInfo, type ImageReferences } from '../engine.ts';
 
 // The engine's `reference` filter is a glob: a repository written with these would list other repositories.
 const GLOB_CHARACTERS = /[*?[\]\\]/;
@@ -8,19 +8,10 @@ const GLOB_CHARACTERS = /[*?[\]\\]/;
 export async function listRepositoryImages(docker: Dockerode, repository: string): Promise<ImageInfo[]> {
   if (GLOB_CHARACTERS.test(repository)) throw new Error(`repository ${JSON.stringify(repository)} contains glob characters`);
   const images = await docker.listImages({ filters: JSON.stringify({ reference: [repository] }) });
-  const prefix = `${repository}:`;
-  return images
-    .flatMap((image) =>
-      (image.RepoTags ?? [])
-        .filter((repoTag) => repoTag.startsWith(prefix))
-        .map((repoTag) => ({
-          digest: image.Id,
-          tag: repoTag.slice(prefix.length),
-          repository,
-          uploadTime: new Date(image.Created * 1000),
-        })),
-    )
-    .sort((a, b) => b.uploadTime.getTime() - a.uploadTime.getTime() || a.tag.localeCompare(b.tag));
+  return imagesOfRepository(
+    images.map((image) => ({ id: image.Id, repoTags: image.RepoTags ?? [], repoDigests: image.RepoDigests ?? [], created: image.Created })),
+    repository,
+  );
 }
 
 /** What the engine knows of an image id or reference; undefined when it has no such image. */

@@ -1,15 +1,15 @@
 import type { MetricsSample } from '../../scheduler/engine.ts';
+import type { MetricsSample as ClientMetricsSample } from '../client/types.ts';
 
-/** A sample as the metrics stream sends it, and as nodes announce it to API processes. */
-export interface MetricsSampleJson {
-  backend_id: string;
-  cpu_used: number;
-  mem_available: number;
-  mem_limit: number;
-  mem_used: number;
-  sys_cpu: number;
-  /** Not sent to clients: the highest memory use seen, for max_mem_bytes. */
+/** A sample as nodes announce it to API processes: the metrics stream's JSON, plus the peak for max_mem_bytes. */
+export interface MetricsSampleJson extends ClientMetricsSample {
   mem_peak?: number;
+}
+
+/** The JSON the metrics stream sends a client. */
+export function metricsSampleToClientJson(backendId: string, sample: MetricsSample): ClientMetricsSample {
+  const { mem_peak: _peak, ...json } = metricsSampleToJson(backendId, sample);
+  return json;
 }
 
 export function metricsSampleToJson(backendId: string, sample: MetricsSample): MetricsSampleJson {

@@ -6,6 +6,7 @@ import { raiseMaxMemory } from '../backends/backend.repository.ts';
 import type { BerthMiddleware, BerthRouter } from '../context.ts';
 import { ConflictError } from '../core/errors.ts';
 import { openEventStream } from '../http/sse.ts';
+import { metricsSampleToClientJson } from './metrics-sample.ts';
 import { DockerUnavailableError } from '../core/errors.ts';
 
 export function metricsController(router: BerthRouter, authenticated: BerthMiddleware): void {
@@ -29,16 +30,7 @@ export function metricsController(router: BerthRouter, authenticated: BerthMiddl
       stream.onClose(() => abort.abort());
       let peak = 0;
       const send = async (sample: MetricsSample) => {
-        stream.send(
-          JSON.stringify({
-            backend_id: backend.id,
-            cpu_used: sample.cpuUsed,
-            mem_available: sample.memAvailable,
-            mem_limit: sample.memLimit,
-            mem_used: sample.memUsed,
-            sys_cpu: sample.sysCpu,
-          }),
-        );
+        stream.send(JSON.stringify(metricsSampleToClientJson(backend.id, sample)));
         if (sample.memPeak > peak) {
           peak = sample.memPeak;
           await raiseMaxMemory(storage.db, backend.id, peak);

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { EngineImage, EngineReader, ImageInfo, ImageReferences, MetricsSample, StatsTarget } from '../../scheduler/engine.ts';
+import { imagesOfRepository, type EngineImage, type EngineReader, type ImageInfo, type ImageReferences, type MetricsSample, type StatsTarget } from '../../scheduler/engine.ts';
 import type { Database } from '../database.ts';
 import type { MetricsHub } from '../metrics/metrics-hub.ts';
 import { metricsSampleFromJson } from '../metrics/metrics-sample.ts';
@@ -33,16 +33,7 @@ export class NodeCatalog implements EngineReader {
   }
 
   async listRepositoryImages(repository: string): Promise<ImageInfo[]> {
-    const prefix = `${repository}:`;
-    const seen = new Map<string, ImageInfo>();
-    for (const image of await this.images()) {
-      for (const repoTag of image.repoTags) {
-        if (!repoTag.startsWith(prefix)) continue;
-        const tag = repoTag.slice(prefix.length);
-        seen.set(`${image.id} ${tag}`, { digest: image.id, tag, repository, uploadTime: new Date(image.created * 1000) });
-      }
-    }
-    return [...seen.values()].sort((a, b) => b.uploadTime.getTime() - a.uploadTime.getTime() || a.tag.localeCompare(b.tag));
+    return imagesOfRepository(await this.images(), repository);
   }
 
   async imageReferences(reference: string): Promise<ImageReferences | undefined> {
