@@ -117,8 +117,15 @@ describe.skipIf(process.getuid?.() !== 0)('the Docker engine restarted while bac
       await waitForStatus(api, id, 'terminated', CONVERGE_MS);
       expect(await lastStatus(api, id)).toMatchObject({ status: 'terminated', exit_code: expect.any(Number) });
     }
-    const managed = await lab.hosts[0]!.docker.listContainers({ all: true, filters: { label: ['berth.managed=true'] } });
-    expect(managed.filter((container) => ids.includes(container.Labels['berth.backend-id'] ?? ''))).toEqual([]);
+    // Their exited containers are removed once recorded.
+    await waitUntil(
+      async () => {
+        const managed = await lab.hosts[0]!.docker.listContainers({ all: true, filters: { label: ['berth.managed=true'] } });
+        return managed.every((container) => !ids.includes(container.Labels['berth.backend-id'] ?? ''));
+      },
+      CONVERGE_MS,
+      'the stopped containers to be removed',
+    );
 
     // Until the node's next heartbeat says its engine is back, connect answers 503 docker_unavailable.
     let fresh: { spawned?: boolean; backend_id: string } = { backend_id: '' };

@@ -77,6 +77,8 @@ describe('log lines from the engine', () => {
       ]);
       // A line is dated by its first piece.
       expect(whole[1]!.time.toISOString()).toBe('2025-01-02T03:04:05.123Z');
+      // Its nanoseconds too: a line the engine hands out again after a rotation is known by them.
+      expect(whole[1]!.nanos).toBe(456_789);
     }
     const cut = parse(bytes, 4096);
     expect(cut[1]!.line).toBe(`${first} … [truncated 100 bytes]`);

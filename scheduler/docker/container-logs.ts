@@ -37,16 +37,20 @@ export async function followContainerLogs(docker: Dockerode, containerId: string
   const release = () => {
     if (--holds === 0) stream.resume();
   };
-  // The engine stamps each message as it reads it from the container's pipe, so within one stream
-  // times only rise (across stdout and stderr they may interleave out of order). Its json-file follower
-  // can hand out lines again when the file rotates under it; those come with older times and are dropped.
-  const latestMs = new Map<string, number>();
+  // The engine stamps each message (in nanoseconds) as it reads it from the container's pipe, so within one
+  // stream times only rise (across stdout and stderr they may interleave out of order). Its json-file follower
+  // can hand out lines again when the file rotates under it; those come with the times they had, not later
+  // ones, and are dropped. Two different lines stamped in the same nanosecond are both kept.
+  const latest = new Map<string, { ms: number; nanos: number; line: string }>();
   const parser = new DockerLogParser(
-    (line) => {
-      const ms = line.time.getTime();
+    ({ time, nanos, stream: name, line: text }) => {
+      const ms = time.getTime();
       if (sinceMs !== undefined && ms <= sinceMs) return;
-      if (ms < (latestMs.get(line.stream) ?? Number.NEGATIVE_INFINITY)) return;
-      latestMs.set(line.stream, ms);
+      const last = latest.get(name);
+      const order = last ? ms - last.ms || nanos - last.nanos : 1;
+      if (order < 0 || (order === 0 && text === last?.line)) return;
+      latest.set(name, { ms, nanos, line: text });
+      const line = { time, stream: name, line: text };
       const held = options.onLine(line);
       if (!held) return;
       if (holds++ === 0) stream.pause();

@@ -3,6 +3,8 @@ import { LineSplitter } from '../line-splitter.ts';
 export interface ParsedLogLine {
   /** When the line's first piece was written, by the engine's clock. */
   time: Date;
+  /** The nanoseconds of that time past its millisecond (the engine stamps in nanoseconds; a Date keeps milliseconds). */
+  nanos: number;
   stream: 'stdout' | 'stderr';
   line: string;
 }
@@ -18,6 +20,12 @@ const SPACE = 0x20;
 const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)$/;
 const INLINE_TIMESTAMP = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)) (.*)$/s;
 const HEADER_BYTES = 8;
+
+/** An engine timestamp as a Date and the nanoseconds past its millisecond. */
+function engineTime(stamp: string): { time: Date; nanos: number } {
+  const fraction = /\.(\d+)/.exec(stamp)?.[1] ?? '';
+  return { time: new Date(stamp), nanos: Number(fraction.padEnd(9, '0').slice(3, 9)) };
+}
 
 /**
  * The output of `docker logs --follow --timestamps` (the multiplexed form: an
@@ -83,8 +91,8 @@ export class DockerLogParser {
 /** One stream's frames: each starts with a timestamp, their remaining bytes form lines. */
 class FrameLines {
   private readonly splitter: LineSplitter;
-  private frameTime = new Date();
-  private lineTime = new Date();
+  private frameTime = { time: new Date(), nanos: 0 };
+  private lineTime = this.frameTime;
   /** The start of the current frame while its timestamp is not yet complete. */
   private pendingTimestamp: Buffer | undefined;
   private inlineTimestamps = false;
@@ -112,11 +120,11 @@ class FrameLines {
     this.pendingTimestamp = undefined;
     const stamp = space === -1 ? undefined : head.toString('latin1', 0, space);
     if (stamp !== undefined && TIMESTAMP.test(stamp)) {
-      this.frameTime = new Date(stamp);
+      this.frameTime = engineTime(stamp);
       this.content(head.subarray(space + 1));
     } else {
       // Not the engine's timestamp after all: the bytes are the line's.
-      this.frameTime = new Date();
+      this.frameTime = { time: new Date(), nanos: 0 };
       this.content(head);
     }
   }
@@ -141,9 +149,9 @@ class FrameLines {
     this.lineTime = this.frameTime;
     if (this.inlineTimestamps) {
       const match = INLINE_TIMESTAMP.exec(text);
-      time = match ? new Date(match[1]!) : new Date();
+      time = match ? engineTime(match[1]!) : { time: new Date(), nanos: 0 };
       if (match) text = match[2]!;
     }
-    this.onLine({ time, stream: this.stream, line: dropped > 0 ? `${text} … [truncated ${dropped} bytes]` : text });
+    this.onLine({ ...time, stream: this.stream, line: dropped > 0 ? `${text} … [truncated ${dropped} bytes]` : text });
   }
 }
