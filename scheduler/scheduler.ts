@@ -327,7 +327,14 @@ export class Scheduler {
     run.containerId = taken.containerId;
     try {
       const address = { host: this.options.node.address, port: taken.hostPort };
-      // `starting` and `waiting` in one transaction: the container already runs.
+      const startup = this.startupSignal(backend, run);
+      const env = spawnSpec(backend, this.scope, address.host).env;
+      // The app's own setup, berth's HTTP probe (sent once the assignment is) and the record of
+      // `starting` and `waiting` wait for none of each other: a warm start is the longest of the three.
+      const readied = taken.assign({ backend_id: backend.id, key: backend.key ?? backend.id, fencing_token: backend.fencingToken, static_token: null, env }, startup.signal);
+      const answering = this.engine.waitForHttp(address, { signal: startup.signal });
+      readied.catch(() => undefined);
+      answering.catch(() => undefined);
       const recorded = await this.store.recordWaiting(backend.id, { containerId: taken.containerId, hostPort: taken.hostPort }, formatAddress(address), {
         starting: true,
       });
@@ -337,17 +344,13 @@ export class Scheduler {
         await this.enforceTermination(backend.id);
         return;
       }
-      const timeout = AbortSignal.timeout(Math.max(0, backend.createdAt.getTime() + this.options.startupTimeoutMs - Date.now()));
       try {
-        await taken.assign(
-          { backend_id: backend.id, key: backend.key ?? backend.id, fencing_token: backend.fencingToken, static_token: null, env: spawnSpec(backend, this.scope, address.host).env },
-          AbortSignal.any([timeout, run.abort.signal]),
-        );
+        await readied;
       } catch (error) {
         if (run.abort.signal.aborted) return;
         throw new EngineError(`the warm container did not become ready: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
       }
-      await this.waitUntilReady(backend, run, address);
+      await this.waitUntilReady(backend, run, address, startup, answering);
     } finally {
       await taken.release().catch(() => undefined);
     }
@@ -382,11 +385,24 @@ export class Scheduler {
     if (successor !== undefined) await this.spawn(successor);
   }
 
-  private async waitUntilReady(backend: ScheduledBackend, run: Run, address: HostAddress): Promise<void> {
+  /** Aborts when the backend's startup time is up (`timeout`) or its run is aborted. */
+  private startupSignal(backend: ScheduledBackend, run: Run): { signal: AbortSignal; timeout: AbortSignal } {
     const remainingMs = backend.createdAt.getTime() + this.options.startupTimeoutMs - Date.now();
     const timeout = AbortSignal.timeout(Math.max(0, remainingMs));
+    return { signal: AbortSignal.any([timeout, run.abort.signal]), timeout };
+  }
+
+  /** Records `ready` once the backend answers HTTP (`answering`: a probe already under way), or ends it if it does not in time. */
+  private async waitUntilReady(
+    backend: ScheduledBackend,
+    run: Run,
+    address: HostAddress,
+    startup = this.startupSignal(backend, run),
+    answering = this.engine.waitForHttp(address, { signal: startup.signal }),
+  ): Promise<void> {
+    const { timeout } = startup;
     try {
-      await this.engine.waitForHttp(address, { signal: AbortSignal.any([timeout, run.abort.signal]) });
+      await answering;
     } catch (error) {
       if (run.abort.signal.aborted) return;
       if (!timeout.aborted) throw error;

@@ -8,7 +8,7 @@ import { statusEventToJson, statusEventToPublicJson, type StatusEvent } from '..
 import { BACKENDS_QUERY, CONNECT_BODY, TERMINATE_BODY } from './backend.schemas.ts';
 import { backendUrls } from './backend-urls.ts';
 import type { ConnectOutcome } from '../metrics/prometheus.ts';
-import type { Backend } from './backend.service.ts';
+import { BackendNotFoundError, type Backend } from './backend.service.ts';
 import { ApiTokenRevokedError } from '../accounts/account.service.ts';
 import { authorizedBackend, backendIdParam } from './backend-params.ts';
 
@@ -43,15 +43,7 @@ export function backendController(router: BerthRouter, authenticated: AuthMiddle
 
   router.get('/v2/backend/:id/status/stream', async (ctx) => {
     allowCors(ctx);
-    const id = backendIdParam(ctx);
-    const backend = await ctx.deps.backends.requireBackend(id);
-    const resumeFrom = Number(ctx.get('Last-Event-ID')) || 0;
-    // A browser's EventSource reconnects after the stream ends; 204 is what makes it stop for good.
-    if (resumeFrom > 0 && backend.status === 'terminated' && (await ctx.deps.backends.statusHistory(id, resumeFrom)).length === 0) {
-      ctx.status = 204;
-      return;
-    }
-    streamStatuses(ctx, id, resumeFrom);
+    await streamStatuses(ctx, backendIdParam(ctx), Number(ctx.get('Last-Event-ID')) || 0);
   });
 
   router.get('/v2/backend/:id', authenticated, async (ctx) => {
@@ -129,32 +121,44 @@ async function connect(ctx: BerthContext): Promise<ConnectOutcome> {
 /**
  * Replays the history after `resumeFrom`, then follows live events until the
  * backend is terminated. Subscribing before reading the history, and skipping
- * ids already sent, means no event falls between the two.
+ * ids already sent, means no event falls between the two. The history is read
+ * whole (a handful of rows): it also says whether the backend exists, and
+ * whether a stream resumed after its last event has anything left to send.
  */
-function streamStatuses(ctx: BerthContext, backendId: string, resumeFrom: number): void {
-  const stream = openEventStream(ctx, CORS);
+async function streamStatuses(ctx: BerthContext, backendId: string, resumeFrom: number): Promise<void> {
   let lastSent = resumeFrom;
   let replaying = true;
   const buffered: StatusEvent[] = [];
+  const unsubscribe = ctx.deps.statusHub.subscribe(backendId, (event) => (replaying ? buffered.push(event) : send(event)));
+  let history: StatusEvent[];
+  try {
+    history = await ctx.deps.backends.statusHistory(backendId);
+  } catch (error) {
+    unsubscribe();
+    throw error;
+  }
+  // Every backend has its `scheduled` row from the start.
+  if (history.length === 0) {
+    unsubscribe();
+    throw new BackendNotFoundError(backendId);
+  }
+  // A browser's EventSource reconnects after the stream ends; 204 is what makes it stop for good.
+  if (resumeFrom > 0 && history.at(-1)!.status === 'terminated' && history.at(-1)!.id <= resumeFrom) {
+    unsubscribe();
+    ctx.status = 204;
+    return;
+  }
+  const stream = openEventStream(ctx, CORS);
+  stream.onClose(unsubscribe);
   const send = (event: StatusEvent) => {
     if (event.id <= lastSent || stream.closed) return;
     lastSent = event.id;
     stream.send(JSON.stringify(statusEventToPublicJson(event)), event.id);
     if (event.status === 'terminated') stream.close();
   };
-  const unsubscribe = ctx.deps.statusHub.subscribe(backendId, (event) => (replaying ? buffered.push(event) : send(event)));
-  stream.onClose(unsubscribe);
-  ctx.deps.backends.statusHistory(backendId, resumeFrom).then(
-    (history) => {
-      for (const event of history) send(event);
-      replaying = false;
-      for (const event of buffered.splice(0)) send(event);
-    },
-    (error: unknown) => {
-      ctx.deps.logger.error({ err: error, backend_id: backendId }, 'status stream failed');
-      stream.close();
-    },
-  );
+  for (const event of history) send(event);
+  replaying = false;
+  for (const event of buffered.splice(0)) send(event);
 }
 
 function backendToJson(backend: Backend) {

@@ -78,20 +78,13 @@ export async function findBackendOfKeyIn(
  * Locks the key's row (creating it first), so that concurrent connects for one
  * key queue up here and each sees what the one before it committed.
  */
+/** Makes the key's row if it is new and holds it until the transaction ends (a no-op update locks it). */
 export async function lockKey(trx: Transaction<Database>, accountName: string, serviceName: string, key: string): Promise<void> {
   await trx
     .insertInto('backend_keys')
     .values({ account_name: accountName, service_name: serviceName, key })
-    .onConflict((oc) => oc.columns(['account_name', 'service_name', 'key']).doNothing())
+    .onConflict((oc) => oc.columns(['account_name', 'service_name', 'key']).doUpdateSet({ fencing_token: sql<number>`backend_keys.fencing_token` }))
     .execute();
-  await trx
-    .selectFrom('backend_keys')
-    .select('fencing_token')
-    .where('account_name', '=', accountName)
-    .where('service_name', '=', serviceName)
-    .where('key', '=', key)
-    .forUpdate()
-    .executeTakeFirstOrThrow();
 }
 
 export async function incrementFencingToken(
@@ -115,14 +108,26 @@ export async function insertBackend(trx: Transaction<Database>, backend: NewBack
   await trx.insertInto('backends').values(backend).execute();
 }
 
+/**
+ * One statement: the status row, the backend's current status, and the
+ * notification, delivered on commit to every berth process listening on the
+ * database (the row as JSON, read back by statusRowToEvent).
+ */
 export async function insertStatusRow(
   trx: Transaction<Database>,
   row: Omit<Insertable<BackendStatusTable>, 'id'>,
 ): Promise<BackendStatusRow> {
-  const inserted = await trx.insertInto('backend_statuses').values(row).returningAll().executeTakeFirstOrThrow();
-  await trx.updateTable('backends').set({ status: row.status, status_time: row.time }).where('id', '=', row.backend_id).execute();
-  // Delivered on commit to every berth process listening on the database.
-  await sql`select pg_notify(${STATUS_CHANNEL}, ${JSON.stringify(inserted)})`.execute(trx);
+  const { rows } = await sql<BackendStatusRow & { notified: unknown }>`
+    with inserted as (
+      insert into backend_statuses (backend_id, status, time, last_status, termination_reason, termination_kind, exit_error, exit_code, message, address)
+      values (${row.backend_id}, ${row.status}, ${row.time}, ${row.last_status ?? null}, ${row.termination_reason ?? null}, ${row.termination_kind ?? null},
+              ${row.exit_error ?? null}, ${row.exit_code ?? null}, ${row.message ?? null}, ${row.address ?? null})
+      returning *
+    ), moved as (
+      update backends set status = ${row.status}, status_time = ${row.time} where id = ${row.backend_id}
+    )
+    select inserted.*, pg_notify(${STATUS_CHANNEL}, row_to_json(inserted)::text) as notified from inserted`.execute(trx);
+  const { notified: _notified, ...inserted } = rows[0]!;
   return inserted;
 }
 
@@ -255,14 +260,11 @@ export async function deleteTerminatedBackends(db: Kysely<Database>, before: Dat
 }
 
 export async function markServiceSpawned(trx: Transaction<Database>, accountName: string, serviceName: string, environment: string, at: Date): Promise<void> {
-  await trx.updateTable('services').set({ last_spawned_at: at }).where('account_name', '=', accountName).where('name', '=', serviceName).execute();
-  await trx
-    .updateTable('environments')
-    .set({ last_spawned_at: at })
-    .where('account_name', '=', accountName)
-    .where('service_name', '=', serviceName)
-    .where('name', '=', environment)
-    .execute();
+  await sql`
+    with service as (
+      update services set last_spawned_at = ${at} where account_name = ${accountName} and name = ${serviceName}
+    )
+    update environments set last_spawned_at = ${at} where account_name = ${accountName} and service_name = ${serviceName} and name = ${environment}`.execute(trx);
 }
 
 export async function listServiceBackends(
