@@ -25,18 +25,17 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { ADMIN_TOKEN } from '../test/support/berth.ts';
 import { createPostgresDatabase } from '../test/support/databases.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
-import { ACCOUNT, call, SERVICE, setUpAccount, STEP_TIMEOUT_MS } from './lib/berth.ts';
+import { ACCOUNT, call, dropDatabase, SERVICE, setUpAccount, STEP_TIMEOUT_MS, waitReady } from './lib/berth.ts';
 import { BerthChild } from './lib/berth-child.ts';
 import { handleInterrupt } from './lib/interrupt.ts';
 import { dockerVersion, loadavg, machine } from './lib/machine.ts';
 import { fmt, printTable, ratio, reportProblems } from './lib/markdown.ts';
 import { intOption } from './lib/options.ts';
-import { findWrk, runWrk, wrkVersion, type WrkResult } from './lib/wrk.ts';
+import { findWrk, medianOf, runWrk, wrkVersion, type MeasuredRun } from './lib/wrk.ts';
 
 const { values: flags } = parseArgs({
   options: { seconds: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, before: { type: 'string' } },
@@ -63,9 +62,7 @@ interface Subject {
   databaseUrl: string | undefined;
 }
 
-interface Measured extends WrkResult {
-  cpuUsPerRequest: number;
-}
+type Measured = MeasuredRun;
 
 type Path = 'connect' | 'health';
 
@@ -78,19 +75,6 @@ async function startSubject(storage: Subject['storage'], variant: Variant): Prom
   const again = await call<{ backend_id: string; spawned: boolean }>(berth.apiUrl, token, 'POST', `/v2/service/${ACCOUNT}/${SERVICE}/connect`, { key: KEY });
   if (again.backend_id !== first.backend_id || again.spawned) throw new Error(`${variant.label}: the key is not held: ${JSON.stringify(again)}`);
   return { storage, variant, berth, token, backendId: first.backend_id, databaseUrl };
-}
-
-async function waitReady(apiUrl: string, token: string, backendId: string): Promise<void> {
-  const deadline = Date.now() + STEP_TIMEOUT_MS;
-  while (Date.now() < deadline) {
-    const backend = await call<{ statuses?: Array<{ status: string }> }>(apiUrl, token, 'GET', `/v2/backend/${backendId}`);
-    if (!Array.isArray(backend.statuses)) throw new Error(`GET /v2/backend/${backendId} answered ${JSON.stringify(backend).slice(0, 300)}`);
-    const last = backend.statuses.at(-1)?.status;
-    if (last === 'ready') return;
-    if (last === 'terminated') throw new Error(`backend ${backendId} terminated before ready`);
-    await sleep(100);
-  }
-  throw new Error(`backend ${backendId} not ready within ${STEP_TIMEOUT_MS} ms`);
 }
 
 async function measure(wrk: string, subject: Subject, path: Path): Promise<Measured> {
@@ -123,38 +107,6 @@ async function stopSubject(subject: Subject, problems: string[]): Promise<void> 
   }
   await subject.berth.stop();
   if (subject.databaseUrl) await dropDatabase(subject.databaseUrl).catch((error: unknown) => problems.push(`dropping ${subject.databaseUrl}: ${String(error)}`));
-}
-
-async function dropDatabase(databaseUrl: string): Promise<void> {
-  const name = new URL(databaseUrl).pathname.slice(1);
-  if (!/^berth_test_[a-z0-9]+$/.test(name)) return;
-  const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
-  await client.connect();
-  try {
-    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  } finally {
-    await client.end();
-  }
-}
-
-const median = (values: number[]): number => {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-};
-
-function medianOf(results: Measured[]): Measured {
-  const pick = (key: keyof Measured) => median(results.map((r) => r[key]));
-  return {
-    requests: pick('requests'),
-    requestsPerSecond: pick('requestsPerSecond'),
-    p50: pick('p50'),
-    p90: pick('p90'),
-    p99: pick('p99'),
-    non2xx: results.reduce((sum, r) => sum + r.non2xx, 0),
-    errors: results.reduce((sum, r) => sum + r.errors, 0),
-    cpuUsPerRequest: pick('cpuUsPerRequest'),
-  };
 }
 
 async function main(): Promise<number> {

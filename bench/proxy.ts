@@ -36,20 +36,17 @@
  *   --nginx-workers N|auto BENCH_PROXY_NGINX_WORKERS nginx worker_processes (1)
  *   --nginx PATH        NGINX                      nginx binary (/usr/sbin/nginx, else nginx on PATH)
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { Worker } from 'node:worker_threads';
-import { freePort } from '../test/support/berth.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
 import { ACCOUNT, call, SERVICE, setUpAccount, startBerth, STEP_TIMEOUT_MS } from './lib/berth.ts';
 import { handleInterrupt } from './lib/interrupt.ts';
+import { findNginx, nginxVersion, startNginx, type Nginx } from './lib/nginx.ts';
+import { CLK_TCK, cpuTicks, dockerProxyPid, processCpu } from './lib/proc.ts';
 import { dockerVersion, loadavg, machine } from './lib/machine.ts';
 import { fmt, printTable, ratio, reportProblems } from './lib/markdown.ts';
 import { intOption } from './lib/options.ts';
@@ -295,55 +292,9 @@ function threadIds(): number[] {
 // ---------------------------------------------------------------------------
 // CPU accounting from /proc (clock ticks of utime + stime)
 
-const CLK_TCK = (() => {
-  try {
-    return Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-  } catch {
-    return 100;
-  }
-})();
-
-function cpuTicks(statPath: string): number {
-  try {
-    const stat = readFileSync(statPath, 'utf8');
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[11]) + Number(fields[12]);
-  } catch {
-    return NaN;
-  }
-}
-
 interface CpuProbe {
   label: string;
   read: () => number;
-}
-
-/** The whole process (all threads) of a pid. */
-const processCpu = (pid: number) => () => cpuTicks(`/proc/${pid}/stat`);
-
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** Docker's userland proxy for a published 127.0.0.1 port, if the engine uses one. */
-function dockerProxyPid(hostPort: number): number | undefined {
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      if (!args[0]?.endsWith('docker-proxy')) continue;
-      const at = args.indexOf('-host-port');
-      if (at !== -1 && args[at + 1] === String(hostPort)) return Number(entry);
-    } catch {
-      // Gone meanwhile, or not ours to read.
-    }
-  }
-  return undefined;
 }
 
 function snapshot(probes: CpuProbe[]): number[] {
@@ -357,117 +308,6 @@ function cpuPerOp(probes: CpuProbe[], before: number[], after: number[], ops: nu
     out[p.label] = ((after[i]! - before[i]!) / CLK_TCK / Math.max(1, ops)) * 1e6;
   });
   return out;
-}
-
-// ---------------------------------------------------------------------------
-// nginx
-
-interface Nginx {
-  port: number;
-  workers: string;
-  child: ChildProcess;
-  dir: string;
-  workerPids: () => number[];
-  stop: () => Promise<void>;
-}
-
-function findNginx(): string | undefined {
-  const explicit = flags.nginx ?? process.env.NGINX;
-  if (explicit) return existsSync(explicit) ? explicit : undefined;
-  if (existsSync('/usr/sbin/nginx')) return '/usr/sbin/nginx';
-  try {
-    return execFileSync('sh', ['-c', 'command -v nginx'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function nginxVersion(binary: string): string {
-  // nginx prints its version on stderr.
-  const run = spawnSync(binary, ['-v'], { encoding: 'utf8' });
-  return `${run.stderr ?? ''}${run.stdout ?? ''}`.trim().replace(/^nginx version: /, '') || 'unknown version';
-}
-
-async function startNginx(binary: string, upstreamPort: number): Promise<Nginx> {
-  const dir = await mkdtemp(join(tmpdir(), 'berth-bench-nginx-'));
-  // Workers run as nobody when the master is root; let them reach the temp paths.
-  await chmod(dir, 0o755);
-  const port = await freePort();
-  const conf = `# Written by bench/proxy.ts: a plain reverse proxy in front of one backend.
-worker_processes ${NGINX_WORKERS};
-error_log ${dir}/error.log warn;
-pid ${dir}/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${dir}/client_body;
-  proxy_temp_path ${dir}/proxy;
-  fastcgi_temp_path ${dir}/fastcgi;
-  uwsgi_temp_path ${dir}/uwsgi;
-  scgi_temp_path ${dir}/scgi;
-  keepalive_requests 1000000;
-  map $http_upgrade $connection_upgrade { default upgrade; '' ''; }
-  upstream backend {
-    server 127.0.0.1:${upstreamPort};
-    keepalive 64;
-    keepalive_requests 1000000;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Host $http_host;
-      proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
-    }
-  }
-}
-`;
-  await writeFile(join(dir, 'nginx.conf'), conf);
-  const child = spawn(binary, ['-p', `${dir}/`, '-e', `${dir}/error.log`, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  let exited = false;
-  const exitedPromise = new Promise<void>((resolve) => child.once('exit', () => ((exited = true), resolve())));
-  child.once('error', (error) => (output += String(error)));
-
-  const stop = async () => {
-    if (!exited) {
-      child.kill('SIGQUIT'); // graceful shutdown
-      await Promise.race([exitedPromise, sleep(5000)]);
-    }
-    if (!exited) {
-      child.kill('SIGKILL');
-      await Promise.race([exitedPromise, sleep(5000)]);
-    }
-    await rm(dir, { recursive: true, force: true });
-  };
-
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (exited) {
-      const log = await readFile(join(dir, 'error.log'), 'utf8').catch(() => '');
-      await stop();
-      throw new Error(`nginx exited at start: ${output}${log}`.trim());
-    }
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}${PATH}`, { signal: AbortSignal.timeout(2000) });
-      await res.text();
-      if (res.ok) break;
-    } catch {
-      // Not listening yet.
-    }
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`nginx did not answer on 127.0.0.1:${port} within 10 s: ${output}`);
-    }
-    await sleep(50);
-  }
-  return { port, workers: NGINX_WORKERS, child, dir, workerPids: () => childrenOf(child.pid!), stop };
 }
 
 // ---------------------------------------------------------------------------
@@ -575,7 +415,7 @@ function printResults(title: string, unit: string, rows: Row[], skipped: string 
 
 async function main(): Promise<number> {
   const docker = createTestDocker();
-  const nginxBinary = findNginx();
+  const nginxBinary = findNginx(flags.nginx ?? process.env.NGINX);
 
   console.log('## Proxy\n');
   console.log('```');
@@ -625,7 +465,7 @@ async function main(): Promise<number> {
       nginxSkipped = `nginx not found (${flags.nginx ?? process.env.NGINX ?? '/usr/sbin/nginx, PATH'}); apt-get install nginx, or .ci/run`;
     } else {
       try {
-        nginx = await startNginx(nginxBinary, hostPort);
+        nginx = await startNginx(nginxBinary, { upstreamPort: hostPort, workers: NGINX_WORKERS, checkPath: PATH });
       } catch (error) {
         nginxSkipped = `nginx failed to start: ${(error as Error).message.slice(0, 300)}`;
       }

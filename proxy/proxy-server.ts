@@ -1,5 +1,6 @@
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Agent } from 'undici';
 import { createGuardedServer, type ListenerLimits } from '../src/core/listener-guard.ts';
 import type { Duplex } from 'node:stream';
 import type { BerthError } from '../src/core/errors.ts';
@@ -80,8 +81,8 @@ export class ProxyServer {
   private readonly cache: TokenCache;
   private readonly activity: ActivityTracker;
   private readonly log: Logger;
-  /** Pooled, kept-alive connections towards backends. */
-  private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' });
+  /** Pooled, kept-alive connections towards backends, one pool per address. */
+  private readonly agent = new Agent({ keepAliveTimeout: 4_000 });
   /** Client sockets of upgrades: the HTTP server no longer tracks them. */
   private readonly upgradeSockets = new Set<Duplex>();
   private readonly domainHasPort: boolean;
@@ -139,7 +140,7 @@ export class ProxyServer {
     for (const socket of this.upgradeSockets) socket.destroy();
     this.cache.stop();
     await closed;
-    this.agent.destroy();
+    await this.agent.destroy().catch(() => undefined);
     await this.activity.stop();
     this.setState('stopped');
   }
@@ -228,7 +229,7 @@ export class ProxyServer {
     // 'ready' implies an address; without one there is nowhere to go, and a hang is worse than a 502.
     if (address === null) return failed(new Error('no published port is known'));
     prepareHeaders(req.headers, route.headers, req.socket.remoteAddress, res === undefined);
-    if (res) forwardHttp(req, res, { host: address.host, port: address.port, path, agent: this.agent }, failed);
+    if (res) forwardHttp(req, res, { host: address.host, port: address.port, path, dispatcher: this.agent }, failed);
     else if (socket) tunnelUpgrade(req, socket, exchange.head ?? Buffer.alloc(0), { host: address.host, port: address.port, path }, failed);
   }
 

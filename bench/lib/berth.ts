@@ -1,5 +1,7 @@
 /** berth as the benches run it: in this process, on 127.0.0.1, with one account, service and token. */
 import type Dockerode from 'dockerode';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { ADMIN_TOKEN, TestBerth } from '../../test/support/berth.ts';
 import type { TestDatabase } from '../../test/support/databases.ts';
 
@@ -36,4 +38,31 @@ export async function setUpAccount(apiUrl: string): Promise<string> {
   await call(apiUrl, ADMIN_TOKEN, 'POST', '/v2/accounts', { name: ACCOUNT });
   await call(apiUrl, ADMIN_TOKEN, 'POST', `/v2/account/${ACCOUNT}/service`, { name: SERVICE, image: IMAGE_REPOSITORY });
   return (await call<{ token: string }>(apiUrl, ADMIN_TOKEN, 'POST', `/v2/account/${ACCOUNT}/tokens`, {})).token;
+}
+
+/** Waits until the backend's last status is `ready`; throws if it ends first or after STEP_TIMEOUT_MS. */
+export async function waitReady(apiUrl: string, token: string, backendId: string): Promise<void> {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    const backend = await call<{ statuses?: Array<{ status: string }> }>(apiUrl, token, 'GET', `/v2/backend/${backendId}`);
+    if (!Array.isArray(backend.statuses)) throw new Error(`GET /v2/backend/${backendId} answered ${JSON.stringify(backend).slice(0, 300)}`);
+    const last = backend.statuses.at(-1)?.status;
+    if (last === 'ready') return;
+    if (last === 'terminated') throw new Error(`backend ${backendId} terminated before ready`);
+    await sleep(100);
+  }
+  throw new Error(`backend ${backendId} not ready within ${STEP_TIMEOUT_MS} ms`);
+}
+
+/** Drops a database createPostgresDatabase made (berth_test_…) on the TEST_DATABASE_URL server. */
+export async function dropDatabase(databaseUrl: string): Promise<void> {
+  const name = new URL(databaseUrl).pathname.slice(1);
+  if (!/^berth_test_[a-z0-9]+$/.test(name)) return;
+  const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  } finally {
+    await client.end();
+  }
 }

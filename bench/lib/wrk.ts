@@ -102,3 +102,29 @@ export function parseWrk(output: string): WrkResult {
     errors: errors ? errors.slice(1).reduce((sum, n) => sum + Number(n), 0) : 0,
   };
 }
+
+/** A wrk run with the CPU the measured server spent per request. */
+export interface MeasuredRun extends WrkResult {
+  cpuUsPerRequest: number;
+}
+
+const median = (values: number[]): number => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/** The median of each figure over rounds; failures are summed. */
+export function medianOf(results: MeasuredRun[]): MeasuredRun {
+  const pick = (key: keyof MeasuredRun) => median(results.map((r) => r[key]));
+  return {
+    requests: pick('requests'),
+    requestsPerSecond: pick('requestsPerSecond'),
+    p50: pick('p50'),
+    p90: pick('p90'),
+    p99: pick('p99'),
+    non2xx: results.reduce((sum, r) => sum + r.non2xx, 0),
+    errors: results.reduce((sum, r) => sum + r.errors, 0),
+    cpuUsPerRequest: pick('cpuUsPerRequest'),
+  };
+}

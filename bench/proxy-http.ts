@@ -1,0 +1,217 @@
+/**
+ * The proxy under HTTP load: `npx tsx bench/proxy-http.ts [flags]`.
+ *
+ * One backend container (the test image's echo app), `GET /bench`, reached by
+ * wrk (one thread, its own process) along these paths, interleaved round by
+ * round so that drift on the machine hits all of them alike:
+ *   direct     127.0.0.1:{published port}: Docker's userland proxy, which every path below also crosses
+ *   berth      `berth serve` (npm start's defaults: PGlite, one process), {proxy}/{token}/bench
+ *   nginx      Debian's nginx, worker_processes 1, keep-alive upstream
+ * and, when TEST_DATABASE_URL names a PostgreSQL server (proxy workers share a
+ * database; the embedded one serves one process):
+ *   berth ×N   `berth serve` with BERTH_PROXY_WORKERS=N, on PostgreSQL, in front of its own backend
+ *   nginx ×N   worker_processes N, in front of the first backend
+ *
+ * Each run: a 1 s warm-up run (discarded), then SECONDS. CPU µs/request is the
+ * user+system CPU of the proxy's processes (berth's serve process and its
+ * workers; nginx's master and workers) divided by the requests served. Every
+ * figure printed is the median of the rounds. Everything stays on 127.0.0.1;
+ * the backends are terminated and the servers stopped at the end.
+ *
+ * Flags (or environment; flag wins):
+ *   --seconds N      BENCH_PROXY_SECONDS      seconds per measured run (8)
+ *   --connections N  BENCH_PROXY_CONNECTIONS  wrk connections (32)
+ *   --rounds N       BENCH_PROXY_ROUNDS       rounds (2)
+ *   --workers N      BENCH_PROXY_WORKERS      N for the ×N paths (2)
+ *   --profile DIR    BENCH_PROXY_PROFILE      write each berth process's V8 CPU profile into DIR
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import { createPostgresDatabase } from '../test/support/databases.ts';
+import { createTestDocker } from '../test/support/docker.ts';
+import { ensureTestImage } from '../test/support/test-image.ts';
+import { ACCOUNT, call, dropDatabase, SERVICE, setUpAccount, waitReady } from './lib/berth.ts';
+import { BerthChild } from './lib/berth-child.ts';
+import { handleInterrupt } from './lib/interrupt.ts';
+import { dockerVersion, loadavg, machine } from './lib/machine.ts';
+import { fmt, printTable, ratio, reportProblems } from './lib/markdown.ts';
+import { findNginx, nginxVersion, startNginx, type Nginx } from './lib/nginx.ts';
+import { intOption } from './lib/options.ts';
+import { childrenOf, CLK_TCK, processCpu } from './lib/proc.ts';
+import { findWrk, medianOf, runWrk, wrkVersion, type MeasuredRun } from './lib/wrk.ts';
+
+const { values: flags } = parseArgs({
+  options: { seconds: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, workers: { type: 'string' }, profile: { type: 'string' } },
+});
+const SECONDS = intOption('BENCH_PROXY_SECONDS', 8, { flag: flags.seconds });
+const CONNECTIONS = intOption('BENCH_PROXY_CONNECTIONS', 32, { flag: flags.connections });
+const ROUNDS = intOption('BENCH_PROXY_ROUNDS', 2, { flag: flags.rounds });
+const WORKERS = intOption('BENCH_PROXY_WORKERS', 2, { flag: flags.workers });
+const PROFILE_DIR = flags.profile ?? process.env.BENCH_PROXY_PROFILE;
+const PATH = '/bench';
+const docker = createTestDocker();
+const interrupted = handleInterrupt('run');
+
+interface Berth {
+  child: BerthChild;
+  token: string;
+  backendId: string;
+  url: string;
+  hostPort: number;
+  databaseUrl: string | undefined;
+}
+
+interface Path {
+  label: string;
+  url: string;
+  /** CPU of the proxy's processes so far, in clock ticks (NaN for the direct path). */
+  cpuTicks: () => number;
+}
+
+const treeCpu = (pid: number) => () => [pid, ...childrenOf(pid)].reduce((sum, each) => sum + processCpu(each)(), 0);
+
+async function startBerth(env: Record<string, string>, databaseUrl: string | undefined): Promise<Berth> {
+  const child = await BerthChild.start({
+    env,
+    ...(databaseUrl ? { databaseUrl } : {}),
+    ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
+  });
+  const token = await setUpAccount(child.apiUrl);
+  const connected = await call<{ backend_id: string; url: string }>(child.apiUrl, token, 'POST', `/v2/service/${ACCOUNT}/${SERVICE}/connect`, {
+    key: 'proxy-bench',
+    // Direct and nginx traffic is not berth activity: keep the backend from being swept meanwhile.
+    spawn: { max_idle_seconds: 3600 },
+  });
+  await waitReady(child.apiUrl, token, connected.backend_id);
+  const info = await docker.getContainer(`berth-${connected.backend_id}`).inspect();
+  const hostPort = Number(info.NetworkSettings.Ports['8080/tcp']?.find((binding) => binding.HostIp === '127.0.0.1')?.HostPort);
+  if (!Number.isInteger(hostPort)) throw new Error(`no published 127.0.0.1 port on berth-${connected.backend_id}`);
+  return { child, token, backendId: connected.backend_id, url: `${connected.url.replace(/\/$/, '')}${PATH}`, hostPort, databaseUrl };
+}
+
+async function stopBerth(berth: Berth, problems: string[]): Promise<void> {
+  try {
+    await call(berth.child.apiUrl, berth.token, 'POST', `/v2/backend/${berth.backendId}/terminate`, { hard: true });
+    for (let tries = 0; tries < 100; tries++) {
+      const { status } = await call<{ status: string }>(berth.child.apiUrl, '', 'GET', `/v2/backend/${berth.backendId}/status`);
+      if (status === 'terminated') break;
+      await sleep(200);
+    }
+  } catch (error) {
+    problems.push(`terminating ${berth.backendId}: ${String(error)}`);
+  }
+  await berth.child.stop();
+  if (berth.databaseUrl) await dropDatabase(berth.databaseUrl).catch((error: unknown) => problems.push(`dropping ${berth.databaseUrl}: ${String(error)}`));
+}
+
+/** One GET: the app must see `/bench`, and through berth, berth's verified headers. */
+async function sanityCheck(path: Path, backendId: string): Promise<void> {
+  const response = await fetch(path.url, { signal: AbortSignal.timeout(10_000) });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`${path.label}: GET ${path.url} → ${response.status} ${text.slice(0, 300)}`);
+  const echo = JSON.parse(text) as { url: string; headers: Record<string, string> };
+  if (echo.url !== PATH) throw new Error(`${path.label}: the app saw ${echo.url}, expected ${PATH}`);
+  if (path.label.startsWith('berth') && echo.headers['x-verified-backend'] !== backendId) throw new Error(`${path.label}: x-verified-backend missing or wrong`);
+}
+
+async function measure(wrk: string, path: Path): Promise<MeasuredRun> {
+  await runWrk(wrk, { url: path.url, connections: CONNECTIONS, seconds: 1 });
+  const before = path.cpuTicks();
+  const result = await runWrk(wrk, { url: path.url, connections: CONNECTIONS, seconds: SECONDS });
+  const ticks = path.cpuTicks() - before;
+  return { ...result, cpuUsPerRequest: ((ticks / CLK_TCK) * 1e6) / Math.max(1, result.requests) };
+}
+
+async function main(): Promise<number> {
+  const wrk = findWrk();
+  if (!wrk) {
+    console.error('wrk is not installed (apt-get install wrk; .ci/run installs it)');
+    return 1;
+  }
+  const nginxBinary = findNginx();
+  const withWorkers = Boolean(process.env.TEST_DATABASE_URL);
+  console.log('## Proxy: HTTP\n');
+  console.log('```');
+  for (const line of machine(await dockerVersion(docker), wrkVersion(wrk))) console.log(line);
+  console.log(`wrk -t1 -c${CONNECTIONS}, 1 s warm-up then ${SECONDS} s per run, ${ROUNDS} round(s), medians of the rounds; GET ${PATH}`);
+  console.log(`nginx: ${nginxBinary ? `${nginxBinary} (${nginxVersion(nginxBinary)}), keepalive 64 upstream, proxy_http_version 1.1, access_log off` : 'not found'}`);
+  console.log('```');
+  if (!withWorkers) console.error(`TEST_DATABASE_URL is not set: the ×${WORKERS} paths (proxy workers need PostgreSQL) are skipped`);
+  console.error('building or checking the test image…');
+  await ensureTestImage(docker);
+
+  const problems: string[] = [];
+  const berths: Berth[] = [];
+  const nginxes: Nginx[] = [];
+  const results = new Map<string, MeasuredRun[]>();
+  const loads: string[] = [];
+  const paths: Path[] = [];
+  try {
+    console.error('starting berth (PGlite, one process)…');
+    const single = await startBerth({}, undefined);
+    berths.push(single);
+    paths.push({ label: 'direct', url: `http://127.0.0.1:${single.hostPort}${PATH}`, cpuTicks: () => NaN });
+    paths.push({ label: 'berth', url: single.url, cpuTicks: treeCpu(single.child.pid) });
+    if (nginxBinary) {
+      const one = await startNginx(nginxBinary, { upstreamPort: single.hostPort, workers: '1', checkPath: PATH });
+      nginxes.push(one);
+      paths.push({ label: 'nginx', url: `http://127.0.0.1:${one.port}${PATH}`, cpuTicks: treeCpu(one.child.pid!) });
+    }
+    if (withWorkers) {
+      console.error(`starting berth (PostgreSQL, BERTH_PROXY_WORKERS=${WORKERS})…`);
+      const pooled = await startBerth({ BERTH_PROXY_WORKERS: String(WORKERS) }, await createPostgresDatabase());
+      berths.push(pooled);
+      paths.push({ label: `berth ×${WORKERS}`, url: pooled.url, cpuTicks: treeCpu(pooled.child.pid) });
+      if (nginxBinary) {
+        const many = await startNginx(nginxBinary, { upstreamPort: single.hostPort, workers: String(WORKERS), checkPath: PATH });
+        nginxes.push(many);
+        paths.push({ label: `nginx ×${WORKERS}`, url: `http://127.0.0.1:${many.port}${PATH}`, cpuTicks: treeCpu(many.child.pid!) });
+      }
+    }
+    for (const path of paths) await sanityCheck(path, path.label === `berth ×${WORKERS}` ? berths[1]!.backendId : single.backendId);
+
+    for (let round = 0; round < ROUNDS && !interrupted(); round++) {
+      loads.push(loadavg(1));
+      for (const path of paths) {
+        if (interrupted()) break;
+        console.error(`round ${round + 1}: ${path.label}…`);
+        results.set(path.label, [...(results.get(path.label) ?? []), await measure(wrk, path)]);
+      }
+    }
+  } catch (error) {
+    problems.push((error as Error).stack ?? String(error));
+  } finally {
+    for (const nginx of nginxes) await nginx.stop().catch((error: unknown) => problems.push(`stopping nginx: ${String(error)}`));
+    for (const berth of berths) await stopBerth(berth, problems);
+  }
+
+  const rows = paths.flatMap((path) => {
+    const runs = results.get(path.label);
+    return runs?.length ? [{ label: path.label, result: medianOf(runs) }] : [];
+  });
+  console.log(`\nload average (1 min) at each round's start: ${loads.join(', ')}; at the end: ${loadavg()}\n`);
+  printTable(
+    ['path', 'requests/s', 'p50 ms', 'p90 ms', 'p99 ms', 'non-2xx', 'errors', 'proxy CPU µs/request'],
+    'lrrrrrrr',
+    rows.map(({ label, result: r }) => [label, r.requestsPerSecond.toFixed(0), fmt(r.p50), fmt(r.p90), fmt(r.p99), r.non2xx, r.errors, fmt(r.cpuUsPerRequest, 0)]),
+  );
+  const find = (label: string) => rows.find((row) => row.label === label)?.result;
+  const ratioRows: string[][] = [];
+  for (const [berth, nginx] of [['berth', 'nginx'], [`berth ×${WORKERS}`, `nginx ×${WORKERS}`]] as const) {
+    const b = find(berth);
+    const n = find(nginx);
+    if (b && n) ratioRows.push([`${berth} / ${nginx}`, ratio(b.requestsPerSecond, n.requestsPerSecond), fmt(b.p99 - n.p99), ratio(b.cpuUsPerRequest, n.cpuUsPerRequest)]);
+  }
+  const direct = find('direct');
+  for (const label of ['berth', 'nginx', `berth ×${WORKERS}`, `nginx ×${WORKERS}`]) {
+    const r = find(label);
+    if (r && direct) ratioRows.push([`${label} / direct`, ratio(r.requestsPerSecond, direct.requestsPerSecond), fmt(r.p99 - direct.p99), '']);
+  }
+  console.log('');
+  printTable(['ratio', 'requests/s', 'p99 difference ms', 'CPU/request'], 'lrrr', ratioRows);
+  console.log('\ngoal: berth / nginx ≥ 0.9 at equal workers, p99 within 1 ms of nginx');
+  for (const row of rows) if (row.result.non2xx > 0 || row.result.errors > 0) problems.push(`${row.label}: ${row.result.non2xx} non-2xx, ${row.result.errors} socket errors`);
+  return reportProblems(problems, interrupted());
+}
+
+process.exitCode = await main();
