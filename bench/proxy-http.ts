@@ -7,10 +7,9 @@
  *   direct     127.0.0.1:{published port}: Docker's userland proxy, which every path below also crosses
  *   berth      `berth serve` (npm start's defaults: PGlite, one process), {proxy}/{token}/bench
  *   nginx      Debian's nginx, worker_processes 1, keep-alive upstream
- * and, when TEST_DATABASE_URL names a PostgreSQL server (proxy workers share a
- * database; the embedded one serves one process):
- *   berth ×N   `berth serve` with BERTH_PROXY_WORKERS=N, on PostgreSQL, in front of its own backend
- *   nginx ×N   worker_processes N, in front of the first backend
+ * Both proxies run one process: equal workers. "machine busy" is the share of
+ * all CPUs in use during the run (wrk, Docker's userland proxy and the app
+ * included): near 100 %, a second proxy process would only take CPU from them.
  *
  * Each run: a 1 s warm-up run (discarded), then SECONDS. CPU µs/request is the
  * user+system CPU of the proxy's processes (berth's serve process and its
@@ -22,32 +21,32 @@
  *   --seconds N      BENCH_PROXY_SECONDS      seconds per measured run (8)
  *   --connections N  BENCH_PROXY_CONNECTIONS  wrk connections (32)
  *   --rounds N       BENCH_PROXY_ROUNDS       rounds (2)
- *   --workers N      BENCH_PROXY_WORKERS      N for the ×N paths (2)
  *   --profile DIR    BENCH_PROXY_PROFILE      write each berth process's V8 CPU profile into DIR
+ *   --before DIR     BENCH_PROXY_BEFORE       also measure the berth of another checkout (e.g. `git worktree add DIR <commit>`
+ *                                             with node_modules linked), in front of its own backend: path "berth (before)"
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { createPostgresDatabase } from '../test/support/databases.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
-import { ACCOUNT, call, dropDatabase, SERVICE, setUpAccount, waitReady } from './lib/berth.ts';
+import { ACCOUNT, call, SERVICE, setUpAccount, waitReady } from './lib/berth.ts';
 import { BerthChild } from './lib/berth-child.ts';
 import { handleInterrupt } from './lib/interrupt.ts';
 import { dockerVersion, loadavg, machine } from './lib/machine.ts';
 import { fmt, printTable, ratio, reportProblems } from './lib/markdown.ts';
 import { findNginx, nginxVersion, startNginx, type Nginx } from './lib/nginx.ts';
 import { intOption } from './lib/options.ts';
-import { childrenOf, CLK_TCK, processCpu } from './lib/proc.ts';
+import { childrenOf, CLK_TCK, machineTicks, processCpu } from './lib/proc.ts';
 import { findWrk, medianOf, runWrk, wrkVersion, type MeasuredRun } from './lib/wrk.ts';
 
 const { values: flags } = parseArgs({
-  options: { seconds: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, workers: { type: 'string' }, profile: { type: 'string' } },
+  options: { seconds: { type: 'string' }, connections: { type: 'string' }, rounds: { type: 'string' }, profile: { type: 'string' }, before: { type: 'string' } },
 });
 const SECONDS = intOption('BENCH_PROXY_SECONDS', 8, { flag: flags.seconds });
 const CONNECTIONS = intOption('BENCH_PROXY_CONNECTIONS', 32, { flag: flags.connections });
 const ROUNDS = intOption('BENCH_PROXY_ROUNDS', 2, { flag: flags.rounds });
-const WORKERS = intOption('BENCH_PROXY_WORKERS', 2, { flag: flags.workers });
 const PROFILE_DIR = flags.profile ?? process.env.BENCH_PROXY_PROFILE;
+const BEFORE = flags.before ?? process.env.BENCH_PROXY_BEFORE;
 const PATH = '/bench';
 const docker = createTestDocker();
 const interrupted = handleInterrupt('run');
@@ -58,7 +57,6 @@ interface Berth {
   backendId: string;
   url: string;
   hostPort: number;
-  databaseUrl: string | undefined;
 }
 
 interface Path {
@@ -70,12 +68,8 @@ interface Path {
 
 const treeCpu = (pid: number) => () => [pid, ...childrenOf(pid)].reduce((sum, each) => sum + processCpu(each)(), 0);
 
-async function startBerth(env: Record<string, string>, databaseUrl: string | undefined): Promise<Berth> {
-  const child = await BerthChild.start({
-    env,
-    ...(databaseUrl ? { databaseUrl } : {}),
-    ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
-  });
+async function startBerth(bin?: string): Promise<Berth> {
+  const child = await BerthChild.start({ bin, ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}) });
   const token = await setUpAccount(child.apiUrl);
   const connected = await call<{ backend_id: string; url: string }>(child.apiUrl, token, 'POST', `/v2/service/${ACCOUNT}/${SERVICE}/connect`, {
     key: 'proxy-bench',
@@ -86,7 +80,7 @@ async function startBerth(env: Record<string, string>, databaseUrl: string | und
   const info = await docker.getContainer(`berth-${connected.backend_id}`).inspect();
   const hostPort = Number(info.NetworkSettings.Ports['8080/tcp']?.find((binding) => binding.HostIp === '127.0.0.1')?.HostPort);
   if (!Number.isInteger(hostPort)) throw new Error(`no published 127.0.0.1 port on berth-${connected.backend_id}`);
-  return { child, token, backendId: connected.backend_id, url: `${connected.url.replace(/\/$/, '')}${PATH}`, hostPort, databaseUrl };
+  return { child, token, backendId: connected.backend_id, url: `${connected.url.replace(/\/$/, '')}${PATH}`, hostPort };
 }
 
 async function stopBerth(berth: Berth, problems: string[]): Promise<void> {
@@ -101,7 +95,6 @@ async function stopBerth(berth: Berth, problems: string[]): Promise<void> {
     problems.push(`terminating ${berth.backendId}: ${String(error)}`);
   }
   await berth.child.stop();
-  if (berth.databaseUrl) await dropDatabase(berth.databaseUrl).catch((error: unknown) => problems.push(`dropping ${berth.databaseUrl}: ${String(error)}`));
 }
 
 /** One GET: the app must see `/bench`, and through berth, berth's verified headers. */
@@ -117,9 +110,12 @@ async function sanityCheck(path: Path, backendId: string): Promise<void> {
 async function measure(wrk: string, path: Path): Promise<MeasuredRun> {
   await runWrk(wrk, { url: path.url, connections: CONNECTIONS, seconds: 1 });
   const before = path.cpuTicks();
+  const machineBefore = machineTicks();
   const result = await runWrk(wrk, { url: path.url, connections: CONNECTIONS, seconds: SECONDS });
   const ticks = path.cpuTicks() - before;
-  return { ...result, cpuUsPerRequest: ((ticks / CLK_TCK) * 1e6) / Math.max(1, result.requests) };
+  const machineAfter = machineTicks();
+  const machineBusy = (machineAfter.busy - machineBefore.busy) / Math.max(1, machineAfter.total - machineBefore.total);
+  return { ...result, cpuUsPerRequest: ((ticks / CLK_TCK) * 1e6) / Math.max(1, result.requests), machineBusy };
 }
 
 async function main(): Promise<number> {
@@ -129,14 +125,12 @@ async function main(): Promise<number> {
     return 1;
   }
   const nginxBinary = findNginx();
-  const withWorkers = Boolean(process.env.TEST_DATABASE_URL);
   console.log('## Proxy: HTTP\n');
   console.log('```');
   for (const line of machine(await dockerVersion(docker), wrkVersion(wrk))) console.log(line);
   console.log(`wrk -t1 -c${CONNECTIONS}, 1 s warm-up then ${SECONDS} s per run, ${ROUNDS} round(s), medians of the rounds; GET ${PATH}`);
   console.log(`nginx: ${nginxBinary ? `${nginxBinary} (${nginxVersion(nginxBinary)}), keepalive 64 upstream, proxy_http_version 1.1, access_log off` : 'not found'}`);
   console.log('```');
-  if (!withWorkers) console.error(`TEST_DATABASE_URL is not set: the ×${WORKERS} paths (proxy workers need PostgreSQL) are skipped`);
   console.error('building or checking the test image…');
   await ensureTestImage(docker);
 
@@ -148,7 +142,7 @@ async function main(): Promise<number> {
   const paths: Path[] = [];
   try {
     console.error('starting berth (PGlite, one process)…');
-    const single = await startBerth({}, undefined);
+    const single = await startBerth();
     berths.push(single);
     paths.push({ label: 'direct', url: `http://127.0.0.1:${single.hostPort}${PATH}`, cpuTicks: () => NaN });
     paths.push({ label: 'berth', url: single.url, cpuTicks: treeCpu(single.child.pid) });
@@ -157,18 +151,13 @@ async function main(): Promise<number> {
       nginxes.push(one);
       paths.push({ label: 'nginx', url: `http://127.0.0.1:${one.port}${PATH}`, cpuTicks: treeCpu(one.child.pid!) });
     }
-    if (withWorkers) {
-      console.error(`starting berth (PostgreSQL, BERTH_PROXY_WORKERS=${WORKERS})…`);
-      const pooled = await startBerth({ BERTH_PROXY_WORKERS: String(WORKERS) }, await createPostgresDatabase());
-      berths.push(pooled);
-      paths.push({ label: `berth ×${WORKERS}`, url: pooled.url, cpuTicks: treeCpu(pooled.child.pid) });
-      if (nginxBinary) {
-        const many = await startNginx(nginxBinary, { upstreamPort: single.hostPort, workers: String(WORKERS), checkPath: PATH });
-        nginxes.push(many);
-        paths.push({ label: `nginx ×${WORKERS}`, url: `http://127.0.0.1:${many.port}${PATH}`, cpuTicks: treeCpu(many.child.pid!) });
-      }
+    if (BEFORE) {
+      console.error(`starting berth (PGlite, one process) from ${BEFORE}…`);
+      const before = await startBerth(`${BEFORE.replace(/\/$/, '')}/bin/berth.js`);
+      berths.push(before);
+      paths.splice(2, 0, { label: 'berth (before)', url: before.url, cpuTicks: treeCpu(before.child.pid) });
     }
-    for (const path of paths) await sanityCheck(path, path.label === `berth ×${WORKERS}` ? berths[1]!.backendId : single.backendId);
+    for (const path of paths) await sanityCheck(path, path.label === 'berth (before)' ? berths[1]!.backendId : single.backendId);
 
     for (let round = 0; round < ROUNDS && !interrupted(); round++) {
       loads.push(loadavg(1));
@@ -191,25 +180,28 @@ async function main(): Promise<number> {
   });
   console.log(`\nload average (1 min) at each round's start: ${loads.join(', ')}; at the end: ${loadavg()}\n`);
   printTable(
-    ['path', 'requests/s', 'p50 ms', 'p90 ms', 'p99 ms', 'non-2xx', 'errors', 'proxy CPU µs/request'],
-    'lrrrrrrr',
-    rows.map(({ label, result: r }) => [label, r.requestsPerSecond.toFixed(0), fmt(r.p50), fmt(r.p90), fmt(r.p99), r.non2xx, r.errors, fmt(r.cpuUsPerRequest, 0)]),
+    ['path', 'requests/s', 'p50 ms', 'p90 ms', 'p99 ms', 'non-2xx', 'errors', 'proxy CPU µs/request', 'machine busy'],
+    'lrrrrrrrr',
+    rows.map(({ label, result: r }) => [
+      label, r.requestsPerSecond.toFixed(0), fmt(r.p50), fmt(r.p90), fmt(r.p99), r.non2xx, r.errors, fmt(r.cpuUsPerRequest, 0), `${fmt((r.machineBusy ?? NaN) * 100, 0)} %`,
+    ]),
   );
   const find = (label: string) => rows.find((row) => row.label === label)?.result;
   const ratioRows: string[][] = [];
-  for (const [berth, nginx] of [['berth', 'nginx'], [`berth ×${WORKERS}`, `nginx ×${WORKERS}`]] as const) {
-    const b = find(berth);
-    const n = find(nginx);
-    if (b && n) ratioRows.push([`${berth} / ${nginx}`, ratio(b.requestsPerSecond, n.requestsPerSecond), fmt(b.p99 - n.p99), ratio(b.cpuUsPerRequest, n.cpuUsPerRequest)]);
-  }
+  const berth = find('berth');
+  const nginx = find('nginx');
+  if (berth && nginx) ratioRows.push(['berth / nginx', ratio(berth.requestsPerSecond, nginx.requestsPerSecond), fmt(berth.p99 - nginx.p99), ratio(berth.cpuUsPerRequest, nginx.cpuUsPerRequest)]);
+  const before = find('berth (before)');
+  if (berth && before) ratioRows.push(['berth / berth (before)', ratio(berth.requestsPerSecond, before.requestsPerSecond), fmt(berth.p99 - before.p99), ratio(berth.cpuUsPerRequest, before.cpuUsPerRequest)]);
+  if (before && nginx) ratioRows.push(['berth (before) / nginx', ratio(before.requestsPerSecond, nginx.requestsPerSecond), fmt(before.p99 - nginx.p99), ratio(before.cpuUsPerRequest, nginx.cpuUsPerRequest)]);
   const direct = find('direct');
-  for (const label of ['berth', 'nginx', `berth ×${WORKERS}`, `nginx ×${WORKERS}`]) {
+  for (const label of ['berth', 'berth (before)', 'nginx']) {
     const r = find(label);
     if (r && direct) ratioRows.push([`${label} / direct`, ratio(r.requestsPerSecond, direct.requestsPerSecond), fmt(r.p99 - direct.p99), '']);
   }
   console.log('');
   printTable(['ratio', 'requests/s', 'p99 difference ms', 'CPU/request'], 'lrrr', ratioRows);
-  console.log('\ngoal: berth / nginx ≥ 0.9 at equal workers, p99 within 1 ms of nginx');
+  console.log('\ngoal: berth / nginx ≥ 0.9 at equal workers (one process each here), p99 within 1 ms of nginx');
   for (const row of rows) if (row.result.non2xx > 0 || row.result.errors > 0) problems.push(`${row.label}: ${row.result.non2xx} non-2xx, ${row.result.errors} socket errors`);
   return reportProblems(problems, interrupted());
 }

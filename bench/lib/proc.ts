@@ -48,3 +48,11 @@ export function dockerProxyPid(hostPort: number): number | undefined {
   }
   return undefined;
 }
+
+/** Busy and total clock ticks of the whole machine (all CPUs), from /proc/stat. */
+export function machineTicks(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = fields.reduce((sum, n) => sum + n, 0);
+  // idle and iowait
+  return { busy: total - fields[3]! - (fields[4] ?? 0), total };
+}

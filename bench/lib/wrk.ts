@@ -106,6 +106,8 @@ export function parseWrk(output: string): WrkResult {
 /** A wrk run with the CPU the measured server spent per request. */
 export interface MeasuredRun extends WrkResult {
   cpuUsPerRequest: number;
+  /** How busy the whole machine was during the run, 0–1 (NaN when not measured). */
+  machineBusy?: number;
 }
 
 const median = (values: number[]): number => {
@@ -116,7 +118,7 @@ const median = (values: number[]): number => {
 
 /** The median of each figure over rounds; failures are summed. */
 export function medianOf(results: MeasuredRun[]): MeasuredRun {
-  const pick = (key: keyof MeasuredRun) => median(results.map((r) => r[key]));
+  const pick = (key: keyof WrkResult | 'cpuUsPerRequest') => median(results.map((r) => r[key]));
   return {
     requests: pick('requests'),
     requestsPerSecond: pick('requestsPerSecond'),
@@ -126,5 +128,6 @@ export function medianOf(results: MeasuredRun[]): MeasuredRun {
     non2xx: results.reduce((sum, r) => sum + r.non2xx, 0),
     errors: results.reduce((sum, r) => sum + r.errors, 0),
     cpuUsPerRequest: pick('cpuUsPerRequest'),
+    machineBusy: median(results.map((r) => r.machineBusy ?? NaN)),
   };
 }

@@ -1,21 +1,21 @@
 /**
- * Proxy benchmark: `npx tsx bench/proxy.ts [flags]`.
+ * The proxy under WebSocket load: `npx tsx bench/proxy-websocket.ts [flags]`.
+ * (HTTP is measured with wrk, from outside: bench/proxy-http.ts.)
  *
  * One backend container (the test image's echo app), reached three ways, one
  * after another:
- *   direct  http://127.0.0.1:{published port}/bench
- *   berth   {berth proxy}/{token}/bench   (berth runs in this process, PGlite)
- *   nginx   http://127.0.0.1:{free port}/bench, Debian's nginx as a plain
- *           reverse proxy (keep-alive upstream, HTTP/1.1), started by this
- *           script with its own temp prefix, config, pid and logs, and stopped
- *           at the end; skipped (and said so) when nginx is not installed.
- * HTTP load comes from autocannon; WebSocket load is N sockets each doing
- * echo round trips one after another. Both run in a worker thread, so the
- * load generator never queues on berth's event loop (berth owns the main
- * thread). Latencies are recorded per response from autocannon's `response`
- * event (fractional ms; autocannon's own histogram keeps whole ms only).
+ *   direct  ws://127.0.0.1:{published port}/ws
+ *   berth   {berth proxy}/{token}/ws   (berth runs in this process, PGlite)
+ *   nginx   ws://127.0.0.1:{free port}/ws, Debian's nginx as a plain
+ *           reverse proxy (keep-alive upstream, HTTP/1.1, upgrade headers),
+ *           started by this script and stopped at the end; skipped (and said
+ *           so) when nginx is not installed.
+ * The load is N sockets each doing echo round trips one after another, in a
+ * worker thread, so that it never queues on berth's event loop (berth owns
+ * the main thread). wrk speaks no WebSocket; this is the one bench whose load
+ * shares berth's process, which its CPU columns make visible.
  *
- * CPU per request is read from /proc for each process on the path: the load
+ * CPU per message is read from /proc for each process on the path: the load
  * generator (the worker's thread), berth (this process's main thread), the
  * rest of this process (V8's GC and libuv threads, shared by berth and the
  * load generator), nginx (master and workers), docker-proxy (Docker's
@@ -28,8 +28,6 @@
  * Flags (or environment; flag wins):
  *   --seconds N         BENCH_PROXY_SECONDS        measured seconds per scenario (10)
  *   --warmup N          BENCH_PROXY_WARMUP         warm-up seconds per scenario (2)
- *   --connections N     BENCH_PROXY_CONNECTIONS    HTTP connections (10)
- *   --max-requests N    BENCH_PROXY_MAX_REQUESTS   cap on measured HTTP requests per scenario (1000000)
  *   --ws-sockets N      BENCH_PROXY_WS_SOCKETS     concurrent WebSockets (10)
  *   --ws-max-messages N BENCH_PROXY_WS_MAX_MESSAGES cap on measured round trips per scenario (1000000)
  *   --ws-bytes N        BENCH_PROXY_WS_BYTES       message size (64)
@@ -59,8 +57,6 @@ const { values: flags } = parseArgs({
   options: {
     seconds: { type: 'string' },
     warmup: { type: 'string' },
-    connections: { type: 'string' },
-    'max-requests': { type: 'string' },
     'ws-sockets': { type: 'string' },
     'ws-max-messages': { type: 'string' },
     'ws-bytes': { type: 'string' },
@@ -71,8 +67,6 @@ const { values: flags } = parseArgs({
 
 const SECONDS = intOption('BENCH_PROXY_SECONDS', 10, { flag: flags.seconds });
 const WARMUP_SECONDS = intOption('BENCH_PROXY_WARMUP', 2, { flag: flags.warmup, min: 0 });
-const CONNECTIONS = intOption('BENCH_PROXY_CONNECTIONS', 10, { flag: flags.connections });
-const MAX_REQUESTS = intOption('BENCH_PROXY_MAX_REQUESTS', 1_000_000, { flag: flags['max-requests'] });
 const WS_SOCKETS = intOption('BENCH_PROXY_WS_SOCKETS', 10, { flag: flags['ws-sockets'] });
 const WS_MAX_MESSAGES = intOption('BENCH_PROXY_WS_MAX_MESSAGES', 1_000_000, { flag: flags['ws-max-messages'] });
 const WS_BYTES = intOption('BENCH_PROXY_WS_BYTES', 64, { flag: flags['ws-bytes'] });
@@ -82,23 +76,12 @@ if (!/^(auto|[1-9][0-9]*)$/.test(NGINX_WORKERS)) throw new Error(`nginx workers:
 const PATH = '/bench';
 
 const require = createRequire(import.meta.url);
-const AUTOCANNON_PATH = require.resolve('autocannon');
 const WS_PATH = require.resolve('ws');
 
 const interrupted = handleInterrupt('scenario');
 
 // ---------------------------------------------------------------------------
 // Load generators (worker thread, plain JS: nothing to compile)
-
-interface HttpLoadOptions {
-  kind: 'http';
-  autocannonPath: string;
-  url: string;
-  connections: number;
-  warmupSeconds: number;
-  seconds: number;
-  maxRequests: number;
-}
 
 interface WsLoadOptions {
   kind: 'ws';
@@ -114,7 +97,7 @@ interface WsLoadOptions {
 interface LoadResult {
   latencies: Float64Array;
   elapsedMs: number;
-  /** HTTP: status code → count; WS: 'echo' → count. */
+  /** 'echo' → count, 'sockets' → sockets opened. */
   statuses: Record<string, number>;
   errors: number;
   timeouts: number;
@@ -129,50 +112,6 @@ const LOAD_WORKER = `
 const { parentPort, workerData: o } = require('node:worker_threads');
 
 const post = (type, value) => parentPort.postMessage({ type, value });
-
-function httpPhase(seconds, maxRequests, record) {
-  const autocannon = require(o.autocannonPath);
-  return new Promise((resolve, reject) => {
-    const latencies = new Float64Array(record ? maxRequests : 0);
-    const statuses = {};
-    let n = 0, bytes = 0, firstError = null, last = 0;
-    const start = performance.now();
-    const instance = autocannon({
-      url: o.url,
-      connections: o.connections,
-      pipelining: 1,
-      duration: seconds,
-      maxOverallRequests: maxRequests,
-      timeout: 10,
-    }, (error, result) => {
-      clearTimeout(backstop);
-      if (error) return reject(error);
-      resolve({
-        latencies: latencies.slice(0, n),
-        elapsedMs: (last || performance.now()) - start,
-        statuses, bytes, firstError,
-        errors: result.errors, timeouts: result.timeouts, resets: result.resets, mismatches: 0,
-      });
-    });
-    // autocannon stops itself on time or count; this is the backstop.
-    const backstop = setTimeout(() => instance.stop(), (seconds + 15) * 1000);
-    instance.on('response', (client, statusCode, resBytes, responseTime) => {
-      last = performance.now();
-      if (!record) return;
-      if (n < latencies.length) latencies[n++] = responseTime;
-      statuses[statusCode] = (statuses[statusCode] || 0) + 1;
-      bytes += resBytes;
-    });
-    instance.on('reqError', (error) => { if (firstError === null) firstError = String((error && error.message) || error); });
-  });
-}
-
-async function http() {
-  if (o.warmupSeconds > 0) await httpPhase(o.warmupSeconds, o.maxRequests, false);
-  post('measuring');
-  const result = await httpPhase(o.seconds, o.maxRequests, true);
-  post('done', result);
-}
 
 async function ws() {
   const WebSocket = require(o.wsPath);
@@ -240,7 +179,7 @@ async function ws() {
   });
 }
 
-(o.kind === 'http' ? http() : ws()).catch((error) => post('fatal', String((error && error.stack) || error)));
+ws().catch((error) => post('fatal', String((error && error.stack) || error)));
 `;
 
 /**
@@ -250,7 +189,7 @@ async function ws() {
  * that appeared with the worker.
  */
 function runLoad(
-  options: HttpLoadOptions | WsLoadOptions,
+  options: WsLoadOptions,
   hooks: { onMeasuring: (loadThreads: number[]) => void; onDone: () => void },
 ): Promise<LoadResult> {
   return new Promise((resolve, reject) => {
@@ -417,13 +356,9 @@ async function main(): Promise<number> {
   const docker = createTestDocker();
   const nginxBinary = findNginx(flags.nginx ?? process.env.NGINX);
 
-  console.log('## Proxy\n');
+  console.log('## Proxy: WebSocket\n');
   console.log('```');
-  const autocannonVersion = (require('autocannon/package.json') as { version: string }).version;
-  for (const line of machine(await dockerVersion(docker), `autocannon ${autocannonVersion}`)) console.log(line);
-  console.log(
-    `http:    autocannon, ${CONNECTIONS} connections, ${WARMUP_SECONDS} s warm-up, then ${SECONDS} s or ${MAX_REQUESTS} requests per path, GET ${PATH}`,
-  );
+  for (const line of machine(await dockerVersion(docker))) console.log(line);
   console.log(`ws:      ${WS_SOCKETS} sockets, ${WS_BYTES}-byte text echo round trips, ${WARMUP_SECONDS} s warm-up, then ${SECONDS} s or ${WS_MAX_MESSAGES} round trips per path`);
   console.log(`nginx:   ${nginxBinary ? `${nginxBinary} (${nginxVersion(nginxBinary)})` : 'not found'}${nginxBinary ? `, worker_processes ${NGINX_WORKERS}, keepalive 64 upstream, proxy_http_version 1.1, access_log off` : ''}`);
   console.log('```');
@@ -438,7 +373,6 @@ async function main(): Promise<number> {
   let backendId: string | undefined;
   let nginx: Nginx | undefined;
   let nginxSkipped: string | undefined;
-  const httpRows: Row[] = [];
   const wsRows: Row[] = [];
   let token = '';
 
@@ -515,7 +449,7 @@ async function main(): Promise<number> {
     };
     const leakLines: string[] = [`before load: ${JSON.stringify(berthState())}`];
 
-    const measure = async (path: Row['path'], options: HttpLoadOptions | WsLoadOptions): Promise<Row> => {
+    const measure = async (path: Row['path'], options: WsLoadOptions): Promise<Row> => {
       let before: number[] = [];
       let after: number[] = [];
       console.error(`  ${options.kind} ${path}: ${options.warmupSeconds} s warm-up, then up to ${options.seconds} s…`);
@@ -528,27 +462,6 @@ async function main(): Promise<number> {
       });
       return makeRow(path, result, cpuPerOp(probes, before, after, result.latencies.length));
     };
-
-    // HTTP, one path after another.
-    for (const path of ['direct', 'berth', 'nginx'] as const) {
-      const url = urls[path];
-      if (!url || interrupted()) continue;
-      httpRows.push(
-        await measure(path, {
-          kind: 'http',
-          autocannonPath: AUTOCANNON_PATH,
-          url,
-          connections: CONNECTIONS,
-          warmupSeconds: WARMUP_SECONDS,
-          seconds: SECONDS,
-          maxRequests: MAX_REQUESTS,
-        }),
-      );
-      if (path === 'berth') {
-        await sleep(1000);
-        leakLines.push(`1 s after the HTTP load through berth: ${JSON.stringify(berthState())}`);
-      }
-    }
 
     // WebSockets.
     const wsUrl = (http: string) => http.replace(/^http/, 'ws').replace(new RegExp(`${PATH}$`), '/ws');
@@ -574,7 +487,7 @@ async function main(): Promise<number> {
       if (open.open !== 0) problems.push(`after the WebSocket run via ${path}, the app still has ${open.open} open socket(s) (1 s after all were closed)`);
       if (path === 'berth') leakLines.push(`1 s after the WebSocket load through berth: ${JSON.stringify(berthState())}`);
     }
-    for (const [kind, rows] of [['HTTP', httpRows], ['WebSocket', wsRows]] as const) {
+    for (const [kind, rows] of [['WebSocket', wsRows]] as const) {
       for (const r of rows) {
         const bad = Object.entries(r.result.statuses).filter(([code]) => /^\d+$/.test(code) && !code.startsWith('2'));
         const failures = r.result.errors + r.result.mismatches + bad.reduce((sum, [, count]) => sum + count, 0);
@@ -604,7 +517,6 @@ async function main(): Promise<number> {
   }
 
   console.log(`\nload average at the end: ${loadavg()}`);
-  if (httpRows.length > 0) printResults(`HTTP: GET ${PATH}, ${CONNECTIONS} connections`, 'request', httpRows, nginxSkipped);
   if (wsRows.length > 0) printResults(`WebSocket: ${WS_SOCKETS} sockets, ${WS_BYTES}-byte echo round trips`, 'message', wsRows, nginxSkipped);
   if (notes.length > 0) {
     console.log('\nNotes:');
