@@ -3,7 +3,7 @@
  * process of the bench: its own event loop, its own CPU time to read, and its
  * log lines in a file (at the default level, info, as `npm start` writes them).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,8 +21,10 @@ export interface BerthChildOptions {
   databaseUrl?: string;
   /** Flags for node itself (`--cpu-prof`, which NODE_OPTIONS refuses). */
   nodeArgs?: string[];
-  /** More environment (BERTH_PROXY_WORKERS, NODE_OPTIONS for a profile, …). */
+  /** More environment (NODE_OPTIONS for a profile, …). */
   env?: Record<string, string>;
+  /** Raise the process's open-files limit (soft and hard) to this, with prlimit, right after it starts. */
+  fileLimit?: number;
 }
 
 export class BerthChild {
@@ -56,6 +58,7 @@ export class BerthChild {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (options.fileLimit !== undefined) execFileSync('prlimit', ['--pid', String(child.pid), `--nofile=${options.fileLimit}:${options.fileLimit}`]);
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
@@ -66,6 +69,12 @@ export class BerthChild {
 
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** Resident memory of the process now, in bytes. */
+  rssBytes(): number {
+    const line = readFileSync(`/proc/${this.pid}/status`, 'utf8').split('\n').find((entry) => entry.startsWith('VmRSS:'));
+    return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
   }
 
   /** User + system CPU of the process so far, in ms (all its threads). */

@@ -1,0 +1,136 @@
+/**
+ * Many idle WebSockets through one proxy process: `npx tsx bench/websocket-scale.ts`.
+ *
+ * berth runs as `npm start` runs it (`berth serve`, PGlite, its own process,
+ * its open-files limit raised with prlimit: each proxied WebSocket holds two
+ * descriptors). BACKENDS backends of the test image each take SOCKETS / BACKENDS
+ * WebSockets (Docker's userland proxy in front of each backend holds two
+ * descriptors per socket as well, within the engine's own limit). Sockets are
+ * opened through the proxy in batches of BATCH, each waiting for the app's
+ * hello, then all sit idle for IDLE seconds; berth's resident memory is read
+ * before, once all are open, and after the idle time. Then every socket is
+ * closed and the backends terminated. Everything stays on 127.0.0.1; the
+ * opening is bounded by BENCH_SECONDS.
+ *
+ * Tunables: BENCH_WS_SOCKETS (10000), BENCH_WS_BACKENDS (4), BENCH_WS_BATCH (250),
+ * BENCH_WS_IDLE (10 s), BENCH_SECONDS (180).
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import { createTestDocker } from '../test/support/docker.ts';
+import { ensureTestImage } from '../test/support/test-image.ts';
+import { ACCOUNT, call, SERVICE, setUpAccount, waitReady } from './lib/berth.ts';
+import { BerthChild } from './lib/berth-child.ts';
+import { handleInterrupt } from './lib/interrupt.ts';
+import { dockerVersion, loadavg, machine } from './lib/machine.ts';
+import { fmt, printTable, reportProblems } from './lib/markdown.ts';
+import { intOption } from './lib/options.ts';
+
+const SOCKETS = intOption('BENCH_WS_SOCKETS', 10_000);
+const BACKENDS = intOption('BENCH_WS_BACKENDS', 4);
+const BATCH = intOption('BENCH_WS_BATCH', 250);
+const IDLE_SECONDS = intOption('BENCH_WS_IDLE', 10);
+const SECONDS = intOption('BENCH_SECONDS', 180);
+const GOAL_MIB = 150;
+const interrupted = handleInterrupt('run');
+
+const mib = (bytes: number) => bytes / 2 ** 20;
+
+/** Opens one WebSocket and resolves once the app's hello arrived; rejects after 20 s. */
+function open(url: string): Promise<WebSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    const timer = setTimeout(() => {
+      socket.terminate();
+      reject(new Error('no hello within 20 s'));
+    }, 20_000);
+    socket.once('message', () => {
+      clearTimeout(timer);
+      resolve(socket);
+    });
+    socket.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
+
+const docker = createTestDocker();
+await ensureTestImage(docker);
+const problems: string[] = [];
+const sockets: WebSocket[] = [];
+let failures = 0;
+let firstFailure = '';
+const memory: Array<[string, number]> = [];
+let openedInMs = NaN;
+
+// Two descriptors per proxied socket, and room for the rest.
+const berth = await BerthChild.start({
+  fileLimit: SOCKETS * 2 + 4096,
+  env: { BERTH_MAX_CONNECTIONS: String(SOCKETS + 1000), BERTH_MAX_CONNECTIONS_PER_CLIENT: String(SOCKETS + 1000) },
+});
+const backends: string[] = [];
+let token = '';
+try {
+  token = await setUpAccount(berth.apiUrl);
+  const urls: string[] = [];
+  for (let i = 0; i < BACKENDS; i++) {
+    const connected = await call<{ backend_id: string; url: string }>(berth.apiUrl, token, 'POST', `/v2/service/${ACCOUNT}/${SERVICE}/connect`, {
+      key: `scale-${i}`,
+      spawn: { max_idle_seconds: 3600 },
+    });
+    backends.push(connected.backend_id);
+    await waitReady(berth.apiUrl, token, connected.backend_id);
+    urls.push(`${connected.url.replace(/^http/, 'ws').replace(/\/$/, '')}/ws`);
+  }
+  await sleep(2000);
+  memory.push(['before any socket', berth.rssBytes()]);
+  const deadline = Date.now() + SECONDS * 1000;
+  const started = performance.now();
+  while (sockets.length + failures < SOCKETS && Date.now() < deadline && !interrupted()) {
+    const batch = Math.min(BATCH, SOCKETS - sockets.length - failures);
+    const base = sockets.length + failures;
+    const results = await Promise.allSettled(Array.from({ length: batch }, (_, i) => open(urls[(base + i) % urls.length]!)));
+    for (const result of results) {
+      if (result.status === 'fulfilled') sockets.push(result.value);
+      else {
+        failures++;
+        firstFailure ||= String(result.reason);
+      }
+    }
+  }
+  openedInMs = performance.now() - started;
+  memory.push([`${sockets.length} sockets open`, berth.rssBytes()]);
+  await sleep(IDLE_SECONDS * 1000);
+  memory.push([`after ${IDLE_SECONDS} s idle`, berth.rssBytes()]);
+  const closedBefore = sockets.filter((socket) => socket.readyState !== WebSocket.OPEN).length;
+  if (closedBefore > 0) problems.push(`${closedBefore} socket(s) closed while idle`);
+  if (failures > 0) problems.push(`${failures} of ${SOCKETS} sockets failed to open; first: ${firstFailure}`);
+  if (sockets.length < SOCKETS && failures === 0) problems.push(`only ${sockets.length} of ${SOCKETS} sockets opened within ${SECONDS} s`);
+} catch (error) {
+  problems.push((error as Error).stack ?? String(error));
+} finally {
+  for (const socket of sockets) socket.terminate();
+  for (const id of backends) await call(berth.apiUrl, token, 'POST', `/v2/backend/${id}/terminate`, { hard: true }).catch(() => undefined);
+  await sleep(2000);
+  await berth.stop();
+}
+
+console.log(`## ${SOCKETS} idle WebSockets through one proxy process\n`);
+console.log('```');
+for (const line of machine(await dockerVersion(docker))) console.log(line);
+console.log(`${BACKENDS} backends, batches of ${BATCH}, ${IDLE_SECONDS} s idle; load after: ${loadavg()}`);
+console.log('```\n');
+printTable(
+  ['moment', 'berth RSS MiB'],
+  'lr',
+  memory.map(([moment, bytes]) => [moment, fmt(mib(bytes), 1)]),
+);
+const [before, , after] = memory;
+if (before && after && sockets.length > 0) {
+  console.log(
+    `\n${sockets.length} sockets opened in ${fmt(openedInMs / 1000, 1)} s; ` +
+      `${fmt((after[1] - before[1]) / sockets.length / 1024, 1)} KiB of berth's memory per socket; goal: under ${GOAL_MIB} MiB with ${SOCKETS} open`,
+  );
+}
+process.exitCode = reportProblems(problems, interrupted());
