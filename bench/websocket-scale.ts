@@ -1,9 +1,14 @@
 /**
  * Many idle WebSockets through one proxy process: `npx tsx bench/websocket-scale.ts`.
  *
- * berth runs as `npm start` runs it (`berth serve`, PGlite, its own process,
- * its open-files limit raised with prlimit: each proxied WebSocket holds two
- * descriptors). BACKENDS backends of the test image each take SOCKETS / BACKENDS
+ * berth runs as two processes on one PostgreSQL (TEST_DATABASE_URL): `berth
+ * serve` (API and node) and `berth serve --role proxy`, the process measured:
+ * every socket goes through it. (The embedded PGlite cannot be shared between
+ * processes, and in an all-in-one process it keeps hundreds of MiB of its own,
+ * which would hide what the sockets cost.) The proxy's open-files limit is
+ * raised with prlimit where allowed: each proxied WebSocket holds two
+ * descriptors; where the limit cannot be raised, as many sockets as fit in the
+ * one it has, and the output says so). BACKENDS backends of the test image each take SOCKETS / BACKENDS
  * WebSockets (Docker's userland proxy in front of each backend holds two
  * descriptors per socket as well, within the engine's own limit). Sockets are
  * opened through the proxy in batches of BATCH, each waiting for the app's
@@ -17,16 +22,17 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
+import { createPostgresDatabase } from '../test/support/databases.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
-import { ACCOUNT, call, SERVICE, setUpAccount, waitReady } from './lib/berth.ts';
+import { ACCOUNT, call, dropDatabase, SERVICE, setUpAccount, waitReady } from './lib/berth.ts';
 import { BerthChild } from './lib/berth-child.ts';
 import { handleInterrupt } from './lib/interrupt.ts';
 import { dockerVersion, loadavg, machine } from './lib/machine.ts';
 import { fmt, printTable, reportProblems } from './lib/markdown.ts';
 import { intOption } from './lib/options.ts';
 
-const SOCKETS = intOption('BENCH_WS_SOCKETS', 10_000);
+const WANTED = intOption('BENCH_WS_SOCKETS', 10_000);
 const BACKENDS = intOption('BENCH_WS_BACKENDS', 4);
 const BATCH = intOption('BENCH_WS_BATCH', 250);
 const IDLE_SECONDS = intOption('BENCH_WS_IDLE', 10);
@@ -65,10 +71,18 @@ const memory: Array<[string, number]> = [];
 let openedInMs = NaN;
 
 // Two descriptors per proxied socket, and room for the rest.
-const berth = await BerthChild.start({
-  fileLimit: SOCKETS * 2 + 4096,
-  env: { BERTH_MAX_CONNECTIONS: String(SOCKETS + 1000), BERTH_MAX_CONNECTIONS_PER_CLIENT: String(SOCKETS + 1000) },
+if (!process.env.TEST_DATABASE_URL) throw new Error('TEST_DATABASE_URL must name a PostgreSQL server (see the comment at the top)');
+const databaseUrl = await createPostgresDatabase();
+const berth = await BerthChild.start({ databaseUrl });
+const proxy = await BerthChild.start({
+  role: 'proxy',
+  databaseUrl,
+  fileLimit: WANTED * 2 + 4096,
+  env: { BERTH_MAX_CONNECTIONS: String(WANTED + 1000), BERTH_MAX_CONNECTIONS_PER_CLIENT: String(WANTED + 1000) },
 });
+const fileLimit = proxy.fileLimit();
+const SOCKETS = Math.min(WANTED, Math.floor((fileLimit - 1024) / 2));
+if (SOCKETS < WANTED) console.error(`the proxy's open-files limit is ${fileLimit}: ${SOCKETS} sockets fit, not ${WANTED}`);
 const backends: string[] = [];
 let token = '';
 try {
@@ -81,10 +95,11 @@ try {
     });
     backends.push(connected.backend_id);
     await waitReady(berth.apiUrl, token, connected.backend_id);
-    urls.push(`${connected.url.replace(/^http/, 'ws').replace(/\/$/, '')}/ws`);
+    const url = new URL(connected.url);
+    urls.push(`${proxy.proxyUrl.replace(/^http/, 'ws')}${url.pathname.replace(/\/$/, '')}/ws`);
   }
   await sleep(2000);
-  memory.push(['before any socket', berth.rssBytes()]);
+  memory.push(['before any socket', proxy.rssBytes()]);
   const deadline = Date.now() + SECONDS * 1000;
   const started = performance.now();
   while (sockets.length + failures < SOCKETS && Date.now() < deadline && !interrupted()) {
@@ -100,9 +115,9 @@ try {
     }
   }
   openedInMs = performance.now() - started;
-  memory.push([`${sockets.length} sockets open`, berth.rssBytes()]);
+  memory.push([`${sockets.length} sockets open`, proxy.rssBytes()]);
   await sleep(IDLE_SECONDS * 1000);
-  memory.push([`after ${IDLE_SECONDS} s idle`, berth.rssBytes()]);
+  memory.push([`after ${IDLE_SECONDS} s idle`, proxy.rssBytes()]);
   const closedBefore = sockets.filter((socket) => socket.readyState !== WebSocket.OPEN).length;
   if (closedBefore > 0) problems.push(`${closedBefore} socket(s) closed while idle`);
   if (failures > 0) problems.push(`${failures} of ${SOCKETS} sockets failed to open; first: ${firstFailure}`);
@@ -113,16 +128,19 @@ try {
   for (const socket of sockets) socket.terminate();
   for (const id of backends) await call(berth.apiUrl, token, 'POST', `/v2/backend/${id}/terminate`, { hard: true }).catch(() => undefined);
   await sleep(2000);
+  await proxy.stop();
   await berth.stop();
+  await dropDatabase(databaseUrl).catch((error: unknown) => problems.push(`dropping ${databaseUrl}: ${String(error)}`));
 }
 
-console.log(`## ${SOCKETS} idle WebSockets through one proxy process\n`);
+console.log(`## ${SOCKETS} idle WebSockets through one proxy process (berth serve --role proxy)\n`);
 console.log('```');
 for (const line of machine(await dockerVersion(docker))) console.log(line);
-console.log(`${BACKENDS} backends, batches of ${BATCH}, ${IDLE_SECONDS} s idle; load after: ${loadavg()}`);
+console.log(`${BACKENDS} backends, batches of ${BATCH}, ${IDLE_SECONDS} s idle; the proxy's open-files limit ${fileLimit}; load after: ${loadavg()}`);
+if (SOCKETS < WANTED) console.log(`${WANTED} sockets need ${WANTED * 2} descriptors in the proxy; its limit (${fileLimit}, not raisable here) fits ${SOCKETS}`);
 console.log('```\n');
 printTable(
-  ['moment', 'berth RSS MiB'],
+  ['moment', 'proxy process RSS MiB'],
   'lr',
   memory.map(([moment, bytes]) => [moment, fmt(mib(bytes), 1)]),
 );
@@ -130,7 +148,7 @@ const [before, , after] = memory;
 if (before && after && sockets.length > 0) {
   console.log(
     `\n${sockets.length} sockets opened in ${fmt(openedInMs / 1000, 1)} s; ` +
-      `${fmt((after[1] - before[1]) / sockets.length / 1024, 1)} KiB of berth's memory per socket; goal: under ${GOAL_MIB} MiB with ${SOCKETS} open`,
+      `${fmt((after[1] - before[1]) / sockets.length / 1024, 1)} KiB of the proxy's memory per socket; goal: under ${GOAL_MIB} MiB with ${WANTED} open`,
   );
 }
 process.exitCode = reportProblems(problems, interrupted());

@@ -19,11 +19,20 @@ export function tunnelUpgrade(
   onError: (error: Error) => void,
 ): void {
   let answered = false;
+  // Dropped once the backend answers: a tunnel lives for hours, and what the request needed must not live with it.
+  let failed: ((error: Error) => void) | undefined = onError;
   // Upgraded connections are never reused, so they get no pooled agent.
   const proxyReq = http.request({ host: target.host, port: target.port, method: req.method, path: target.path, headers: req.headers, agent: false });
-
-  proxyReq.on('upgrade', (proxyRes, proxySocket, proxyHead) => {
+  const onClientClose = () => proxyReq.destroy();
+  socket.once('close', onClientClose);
+  const settle = () => {
     answered = true;
+    failed = undefined;
+    socket.off('close', onClientClose);
+  };
+
+  proxyReq.once('upgrade', (proxyRes, proxySocket, proxyHead) => {
+    settle();
     socket.write(statusAndHeaders(`HTTP/1.1 101 ${proxyRes.statusMessage || 'Switching Protocols'}`, proxyRes.rawHeaders));
     if (proxyHead.length > 0) socket.write(proxyHead);
     if (head.length > 0) proxySocket.write(head);
@@ -31,8 +40,8 @@ export function tunnelUpgrade(
   });
 
   // The app answered without upgrading (a 404, a 401): relay that answer and close.
-  proxyReq.on('response', (proxyRes) => {
-    answered = true;
+  proxyReq.once('response', (proxyRes) => {
+    settle();
     socket.write(statusAndHeaders(`HTTP/${proxyRes.httpVersion} ${proxyRes.statusCode} ${proxyRes.statusMessage}`, proxyRes.rawHeaders));
     proxyRes.pipe(socket);
     proxyRes.on('close', () => {
@@ -42,10 +51,7 @@ export function tunnelUpgrade(
 
   proxyReq.on('error', (error) => {
     if (answered) socket.destroy();
-    else onError(error);
-  });
-  socket.on('close', () => {
-    if (!answered) proxyReq.destroy();
+    else failed?.(error);
   });
   proxyReq.end();
 }

@@ -3,10 +3,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type Dockerode from 'dockerode';
 import { customAlphabet } from 'nanoid';
-import { DockerEngine } from '../scheduler/docker/docker-engine.ts';
-import { createDocker } from '../scheduler/docker/docker.ts';
-import { Scheduler } from '../scheduler/scheduler.ts';
-import { ProxyServer } from '../proxy/proxy-server.ts';
+import type { DockerEngine } from '../scheduler/docker/docker-engine.ts';
+import type { Scheduler } from '../scheduler/scheduler.ts';
+import type { ProxyServer } from '../proxy/proxy-server.ts';
 import { createGuardedServer } from './core/listener-guard.ts';
 import { AccountService } from './accounts/account.service.ts';
 import { findOrCreateInstallationId } from './backends/backend.repository.ts';
@@ -16,7 +15,6 @@ import { DatabaseSchedulerStore } from './backends/scheduler-store.ts';
 import { StatusHub } from './backends/status-hub.ts';
 import { LogHub } from './logs/log-hub.ts';
 import { BerthMetrics } from './metrics/prometheus.ts';
-import { createApp } from './app.ts';
 import type { BerthConfig } from './config.ts';
 import type { Dependencies } from './context.ts';
 import { openStorage, type Storage } from './database.ts';
@@ -46,6 +44,21 @@ export interface BerthOptions {
   docker?: Dockerode;
 }
 
+/**
+ * The one place a concrete engine is built, and only where a node runs: the
+ * rest of berth sees its interfaces. Its modules (dockerode and what it pulls
+ * in) are loaded here, so that an API or proxy process holds none of them.
+ */
+async function createEngine(config: BerthConfig, logger: Logger, docker: Dockerode | undefined): Promise<DockerEngine> {
+  const [{ DockerEngine }, { createDocker }] = await Promise.all([import('../scheduler/docker/docker-engine.ts'), import('../scheduler/docker/docker.ts')]);
+  return new DockerEngine(docker ?? createDocker(), logger, {
+    network: config.backendNetwork,
+    pidsLimit: config.pidsLimit,
+    logMaxBytes: config.containerLogMaxBytes,
+    logMaxFiles: config.containerLogMaxFiles,
+  });
+}
+
 /** One berth process: storage, the API and the proxy listener, per its role. */
 export class Berth {
   private state: BerthState = 'created';
@@ -73,16 +86,7 @@ export class Berth {
     const storage = await openStorage({ databaseUrl: config.databaseUrl, dataDir: config.dataDir, logger });
     const role = options.role ?? 'all';
     const runsNode = role === 'scheduler' || role === 'all';
-    // The one place a concrete engine is built, and only where a node runs: the rest of berth
-    // sees its interfaces, and an API or proxy process needs no engine at all.
-    const engine = runsNode
-      ? new DockerEngine(options.docker ?? createDocker(), logger, {
-          network: config.backendNetwork,
-          pidsLimit: config.pidsLimit,
-          logMaxBytes: config.containerLogMaxBytes,
-          logMaxFiles: config.containerLogMaxFiles,
-        })
-      : undefined;
+    const engine = runsNode ? await createEngine(config, logger, options.docker) : undefined;
     const metricsHub = await MetricsHub.create(storage, logger);
     // In one process with its node, the API reads that node's engine directly (no heartbeat
     // in between); an API process of its own reads the engines through the nodes.
@@ -130,6 +134,8 @@ export class Berth {
     const instanceId = await findOrCreateInstallationId(storage.db, customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 12)());
     let scheduler: Scheduler | undefined;
     if (engine) {
+      // Loaded only where a node runs, like the engine; `(await import(…)).createApp` and the proxy likewise.
+      const { Scheduler } = await import('../scheduler/scheduler.ts');
       scheduler = new Scheduler({
         store: new DatabaseSchedulerStore(storage.db, backends.recorder, statusHub, instanceId, config.nodeName, config.proxyLeaseMs),
         engine,
@@ -161,11 +167,12 @@ export class Berth {
       this.apiServer = createGuardedServer(
         // API bodies are small JSON: five minutes (Node's default) for a whole request is plenty; SSE answers are not limited.
         { name: 'api', limits: this.config.listenerLimits, logger: this.logger, requestTimeoutMs: API_REQUEST_TIMEOUT_MS },
-        createApp(this.deps, this.startedAt).callback(),
+        (await import('./app.ts')).createApp(this.deps, this.startedAt).callback(),
       );
       await listen(this.apiServer, this.config.apiPort, this.config.bind);
     }
     if (this.role === 'proxy' || this.role === 'all') {
+      const { ProxyServer } = await import('../proxy/proxy-server.ts');
       this.proxy = new ProxyServer({
         store: new DatabaseProxyStore(this.storage.db, this.deps.statusHub),
         logger: this.logger,

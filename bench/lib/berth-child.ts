@@ -23,7 +23,9 @@ export interface BerthChildOptions {
   nodeArgs?: string[];
   /** More environment (NODE_OPTIONS for a profile, …). */
   env?: Record<string, string>;
-  /** Raise the process's open-files limit (soft and hard) to this, with prlimit, right after it starts. */
+  /** `berth serve --role …`: 'all' by default; a 'proxy' process is ready once its port answers. */
+  role?: 'all' | 'proxy';
+  /** Raise the process's open-files limit (soft and hard) to this, with prlimit, right after it starts (root with CAP_SYS_RESOURCE; else it keeps the limit it inherited). */
   fileLimit?: number;
 }
 
@@ -42,7 +44,7 @@ export class BerthChild {
     const [apiPort, proxyPort] = await Promise.all([freePort(), freePort()]);
     const logFile = join(dataDir, 'berth.log');
     const log = createWriteStream(logFile);
-    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, 'serve'], {
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.bin ?? BIN, 'serve', '--role', options.role ?? 'all'], {
       env: {
         PATH: process.env.PATH ?? '',
         HOME: process.env.HOME ?? '/root',
@@ -58,17 +60,29 @@ export class BerthChild {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    if (options.fileLimit !== undefined) execFileSync('prlimit', ['--pid', String(child.pid), `--nofile=${options.fileLimit}:${options.fileLimit}`]);
+    if (options.fileLimit !== undefined) {
+      try {
+        execFileSync('prlimit', ['--pid', String(child.pid), `--nofile=${options.fileLimit}:${options.fileLimit}`], { stdio: 'pipe' });
+      } catch (error) {
+        console.error(`could not raise berth's open-files limit to ${options.fileLimit}: ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`);
+      }
+    }
     child.stdout!.pipe(log);
     child.stderr!.pipe(log);
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     const berth = new BerthChild(child, `http://127.0.0.1:${apiPort}`, `http://127.0.0.1:${proxyPort}`, logFile, dataDir, exited);
-    await berth.waitHealthy();
+    await berth.waitHealthy(options.role === 'proxy' ? `${berth.proxyUrl}/` : `${berth.apiUrl}/healthcheck`);
     return berth;
   }
 
   get pid(): number {
     return this.child.pid!;
+  }
+
+  /** Its open-files limit now (soft). */
+  fileLimit(): number {
+    const line = readFileSync(`/proc/${this.pid}/limits`, 'utf8').split('\n').find((entry) => entry.startsWith('Max open files'));
+    return Number(/Max open files\s+(\d+)/.exec(line ?? '')?.[1] ?? NaN);
   }
 
   /** Resident memory of the process now, in bytes. */
@@ -82,12 +96,14 @@ export class BerthChild {
     return processCpuMs(this.pid);
   }
 
-  private async waitHealthy(): Promise<void> {
+  private async waitHealthy(url: string): Promise<void> {
     const deadline = Date.now() + 60_000;
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) break;
       try {
-        if ((await fetch(`${this.apiUrl}/healthcheck`, { signal: AbortSignal.timeout(1000) })).ok) return;
+        // Any answer of the proxy (404 for no token) means it listens; the API must say healthy.
+        const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+        if (response.ok || url.startsWith(this.proxyUrl)) return;
       } catch {
         // not listening yet
       }
