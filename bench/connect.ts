@@ -26,14 +26,13 @@ import type Dockerode from 'dockerode';
 import { customAlphabet } from 'nanoid';
 import pg from 'pg';
 import { DockerEngine } from '../scheduler/docker/docker-engine.ts';
-import { spawnSpec } from '../scheduler/scheduler.ts';
-import type { ScheduledBackend } from '../scheduler/store.ts';
 import type { TestBerth } from '../test/support/berth.ts';
 import type { TestDatabase } from '../test/support/databases.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
-import { ACCOUNT, call as apiCall, IMAGE_REPOSITORY, SERVICE, setUpAccount, startBerth, STEP_TIMEOUT_MS } from './lib/berth.ts';
+import { ACCOUNT, call as apiCall, SERVICE, setUpAccount, startBerth, STEP_TIMEOUT_MS } from './lib/berth.ts';
 import { handleInterrupt } from './lib/interrupt.ts';
+import { rawColdStart, rawLive } from './lib/raw-start.ts';
 import { dockerVersion, loadavg, machine } from './lib/machine.ts';
 import { fmt, printTable, ratio, reportProblems } from './lib/markdown.ts';
 import { intOption } from './lib/options.ts';
@@ -45,7 +44,6 @@ const WARMUP = intOption('BENCH_WARMUP', 200);
 const CONCURRENCY = intOption('BENCH_CONCURRENCY', 10);
 const COLD_N = intOption('BENCH_COLD_N', 10);
 const COLD_SECONDS = intOption('BENCH_COLD_SECONDS', 300);
-const IMAGE = `${IMAGE_REPOSITORY}:latest`;
 
 const suffix = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 8);
 
@@ -386,36 +384,6 @@ class BenchBerth {
     }
     return stuck;
   }
-}
-
-const rawLive = new Set<string>();
-
-async function rawColdStart(executor: DockerEngine, instanceId: string, i: number) {
-  const backend: ScheduledBackend = {
-    id: `${instanceId}${i < 0 ? 'w' : i}`,
-    accountName: ACCOUNT,
-    serviceName: SERVICE,
-    environmentName: 'default',
-    key: `raw-${i}`,
-    fencingToken: 1,
-    image: IMAGE,
-    env: {},
-    mount: null,
-    limits: {},
-    status: 'scheduled',
-    containerId: null,
-    createdAt: new Date(),
-    nodeName: 'bench',
-  };
-  const t0 = performance.now();
-  const started = await executor.start(spawnSpec(backend, { instanceId, nodeName: 'bench' }, '127.0.0.1'));
-  rawLive.add(started.containerId);
-  const t1 = performance.now();
-  await executor.waitForHttp({ host: '127.0.0.1', port: started.hostPort }, { signal: AbortSignal.timeout(STEP_TIMEOUT_MS) });
-  const t2 = performance.now();
-  await executor.remove(started.containerId);
-  rawLive.delete(started.containerId);
-  return { startMs: t1 - t0, waitMs: t2 - t1, totalMs: t2 - t0 };
 }
 
 // ---------------------------------------------------------------------------
