@@ -338,19 +338,26 @@ export class Scheduler {
       const recorded = await this.store.recordWaiting(backend.id, { containerId: taken.containerId, hostPort: taken.hostPort }, formatAddress(address), {
         starting: true,
       });
-      this.followLogs(backend.id, run, undefined);
       if (!recorded) {
         // Terminated meanwhile: finish the job now (the container is recorded as the backend's).
+        this.followLogs(backend.id, run, undefined);
         await this.enforceTermination(backend.id);
         return;
       }
       try {
-        await readied;
-      } catch (error) {
-        if (run.abort.signal.aborted) return;
-        throw new EngineError(`the warm container did not become ready: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        try {
+          await readied;
+        } catch (error) {
+          if (run.abort.signal.aborted) return;
+          throw new EngineError(`the warm container did not become ready: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+        }
+        await this.waitUntilReady(backend, run, address, startup, answering);
+      } finally {
+        // Followed once the start is decided: the engine keeps what the app writes meanwhile (the
+        // stream starts at the container's first line), and opening it earlier sets the engine to
+        // work while the app takes its assignment.
+        this.followLogs(backend.id, run, undefined);
       }
-      await this.waitUntilReady(backend, run, address, startup, answering);
     } finally {
       await taken.release().catch(() => undefined);
     }
