@@ -191,9 +191,38 @@ export interface HeldKeyJoin {
  * counts the connect as activity. Nothing is written unless both were found.
  * Concurrent connects to one backend would queue on its row to write nearly
  * the same time, one commit after another: a connect that finds the row
- * locked by another one's activity write leaves the write to it.
+ * locked by another one's activity write leaves the write to it, and a
+ * connect within TOUCH_GRANULARITY_MS of the last recorded activity writes
+ * none. Even so, one connect's activity write and another's token insert
+ * (whose foreign-key check locks the same row) can deadlock; PostgreSQL then
+ * rolls one statement back whole, and it is sent again (HELD_KEY_ATTEMPTS).
  */
 export async function joinHeldKey(
+  db: Kysely<Database>,
+  apiTokenId: string | null,
+  key: { accountName: string; serviceName: string; key: string },
+  token: Omit<NewConnectionToken, 'backend_id'>,
+  at: Date,
+): Promise<HeldKeyJoin> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await joinHeldKeyOnce(db, apiTokenId, key, token, at);
+    } catch (error) {
+      if (attempt >= HELD_KEY_ATTEMPTS || !isDeadlock(error)) throw error;
+    }
+  }
+}
+
+/** Activity is kept to this precision on the held-key path: well under any max_idle_seconds (at least 1 s). */
+const TOUCH_GRANULARITY_MS = 100;
+const HELD_KEY_ATTEMPTS = 3;
+
+function isDeadlock(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
+
+async function joinHeldKeyOnce(
   db: Kysely<Database>,
   apiTokenId: string | null,
   key: { accountName: string; serviceName: string; key: string },
@@ -216,7 +245,8 @@ export async function joinHeldKey(
     touched as (
       update backends set last_activity_at = ${at}
       where id in (
-        select b.id from backends b join held on b.id = held.id where b.last_activity_at < ${at} for no key update of b skip locked
+        select b.id from backends b join held on b.id = held.id
+        where b.last_activity_at < ${new Date(at.getTime() - TOUCH_GRANULARITY_MS)} for no key update of b skip locked
       )
     )
     select caller.live as api_token_live, held.id, held.status, held.secret_token from caller left join held on true`.execute(db);
