@@ -56,7 +56,9 @@ function send(req: IncomingMessage, res: ServerResponse, target: HttpTarget, onE
         delete headers.connection;
         delete headers['keep-alive'];
         delete headers['transfer-encoding'];
-        res.writeHead(statusCode, statusMessage ?? '', headers as Record<string, string | string[]>);
+        const outgoing = headers as Record<string, string | string[]>;
+        if (statusMessage) res.writeHead(statusCode, statusMessage, outgoing);
+        else res.writeHead(statusCode, outgoing);
       },
       onResponseData(responseController, chunk) {
         if (!res.write(chunk)) {
