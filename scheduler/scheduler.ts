@@ -8,11 +8,11 @@ import {
   type ContainerEvent,
   type ContainerScope,
   type ContainerState,
-  type LogLine,
   type ResourceLimits,
   type SpawnSpec,
 } from './engine.ts';
 import { NodeHeartbeat } from './node-heartbeat.ts';
+import { pumpLogs } from './log-pump.ts';
 import { WarmPool, type TakenContainer } from './warm-pool.ts';
 import { planReconcile, type ReconcileAction } from './reconcile-plan.ts';
 import { startBackendPruning } from './retention.ts';
@@ -50,16 +50,9 @@ export interface SchedulerOptions {
   memorySampleIntervalMs?: number;
 }
 
-const LOG_FLUSH_MS = 200;
-const LOG_FLUSH_LINES = 500;
-/** A batch is stored once it holds this many characters, whatever its line count. */
-const LOG_FLUSH_CHARS = 1024 * 1024;
 /** How long an exit waits for the last lines of output before it is recorded. */
 const LOG_DRAIN_MS = 2000;
 const LOG_RETENTION_SWEEP_MS = 60_000;
-/** Output held while the database is away; beyond it the oldest lines go. */
-const MAX_BUFFERED_LOG_LINES = 10_000;
-const LOG_RETRY_MS = 1000;
 /** How often warm pools are topped up. */
 const WARM_POOL_INTERVAL_MS = 1000;
 /** How often backends whose metrics are streamed are sampled: the stream's pace. */
@@ -653,50 +646,10 @@ export class Scheduler {
   // ---------------------------------------------------------------------------
   // Output and memory
 
-  /** Reads the container's output into the store, in small batches, until the container stops. */
+  /** Reads the container's output into the store until it stops (log-pump.ts). */
   private followLogs(backendId: string, run: Run, since: Date | undefined): void {
-    const containerId = run.containerId;
-    if (!containerId) return;
-    const buffer: LogLine[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    let writing = Promise.resolve();
-    let chars = 0;
-    let dropped = 0;
-    const flush = (): Promise<void> => {
-      clearTimeout(timer);
-      timer = undefined;
-      chars = 0;
-      const lines = buffer.splice(0);
-      writing = writing.then(async () => {
-        if (lines.length === 0) return;
-        try {
-          await this.store.appendLogs(backendId, lines);
-        } catch (error) {
-          // The database is away: keep the lines (bounded) and try again shortly.
-          buffer.unshift(...lines);
-          if (buffer.length > MAX_BUFFERED_LOG_LINES) dropped += buffer.splice(0, buffer.length - MAX_BUFFERED_LOG_LINES).length;
-          this.log.warn({ err: error, backend_id: backendId, held: buffer.length, dropped }, 'storing log lines failed; holding them');
-          await new Promise((resolve) => setTimeout(resolve, LOG_RETRY_MS));
-          timer ??= setTimeout(() => void flush(), 0);
-        }
-      });
-      return writing;
-    };
-    run.logsDone = this.engine
-      .followLogs(containerId, {
-        since,
-        signal: this.lifetime.signal,
-        onLine: (line) => {
-          buffer.push(line);
-          chars += line.line.length;
-          // Reading waits while a full batch is stored: a burst stays in the engine, not in berth's memory.
-          if (buffer.length >= LOG_FLUSH_LINES || chars >= LOG_FLUSH_CHARS) return flush();
-          timer ??= setTimeout(() => void flush(), LOG_FLUSH_MS);
-          return undefined;
-        },
-      })
-      .catch((error: unknown) => this.log.warn({ err: error, backend_id: backendId }, 'following logs failed'))
-      .then(flush);
+    if (!run.containerId) return;
+    run.logsDone = pumpLogs({ engine: this.engine, store: this.store, log: this.log, signal: this.lifetime.signal }, backendId, run.containerId, since);
   }
 
   /** Makes sure the last lines a container wrote are stored before its exit is. */
