@@ -10,6 +10,9 @@ export interface HttpTarget {
   dispatcher: Dispatcher;
 }
 
+/** What a reason phrase may not hold (RFC 9112: HTAB, SP, VCHAR, obs-text). */
+const INVALID_REASON = /[^\t\x20-\x7e\x80-\xff]/;
+
 /** Methods that change nothing: sent again, once, when a kept-alive connection turns out closed before any answer. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
@@ -51,14 +54,17 @@ function send(req: IncomingMessage, res: ServerResponse, target: HttpTarget, onE
       },
       onResponseStart(_controller, statusCode, headers, statusMessage) {
         if (statusCode < 200) return; // 1xx: Node answers the client's own Expect, nothing else is forwarded.
-        started = true;
         // Hop-by-hop: this connection's framing is Node's to choose.
         delete headers.connection;
         delete headers['keep-alive'];
         delete headers['transfer-encoding'];
         const outgoing = headers as Record<string, string | string[]>;
-        if (statusMessage) res.writeHead(statusCode, statusMessage, outgoing);
+        // undici reads the reason phrase as UTF-8 (header values as latin1): back to the bytes it came
+        // as, so that it goes out unchanged; one Node would refuse gets Node's default instead.
+        const reason = statusMessage ? Buffer.from(statusMessage, 'utf8').toString('latin1') : '';
+        if (reason !== '' && !INVALID_REASON.test(reason)) res.writeHead(statusCode, reason, outgoing);
         else res.writeHead(statusCode, outgoing);
+        started = true;
       },
       onResponseData(responseController, chunk) {
         if (!res.write(chunk)) {

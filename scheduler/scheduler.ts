@@ -318,6 +318,8 @@ export class Scheduler {
    */
   private async startWarm(backend: ScheduledBackend, run: Run, taken: TakenContainer): Promise<void> {
     run.containerId = taken.containerId;
+    // Ends the probe as soon as this start is decided either way, rather than at the startup timeout.
+    const probing = new AbortController();
     try {
       const address = { host: this.options.node.address, port: taken.hostPort };
       const startup = this.startupSignal(backend, run);
@@ -325,33 +327,27 @@ export class Scheduler {
       // The app's own setup, berth's HTTP probe (sent once the assignment is) and the record of
       // `starting` and `waiting` wait for none of each other: a warm start is the longest of the three.
       const readied = taken.assign({ backend_id: backend.id, key: backend.key ?? backend.id, fencing_token: backend.fencingToken, static_token: null, env }, startup.signal);
-      const answering = this.engine.waitForHttp(address, { signal: startup.signal });
+      const answering = this.engine.waitForHttp(address, { signal: AbortSignal.any([startup.signal, probing.signal]) });
       readied.catch(() => undefined);
       answering.catch(() => undefined);
       const recorded = await this.store.recordWaiting(backend.id, { containerId: taken.containerId, hostPort: taken.hostPort }, formatAddress(address), {
         starting: true,
       });
+      this.followLogs(backend.id, run, undefined);
       if (!recorded) {
         // Terminated meanwhile: finish the job now (the container is recorded as the backend's).
-        this.followLogs(backend.id, run, undefined);
         await this.enforceTermination(backend.id);
         return;
       }
       try {
-        try {
-          await readied;
-        } catch (error) {
-          if (run.abort.signal.aborted) return;
-          throw new EngineError(`the warm container did not become ready: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-        }
-        await this.waitUntilReady(backend, run, address, startup, answering);
-      } finally {
-        // Followed once the start is decided: the engine keeps what the app writes meanwhile (the
-        // stream starts at the container's first line), and opening it earlier sets the engine to
-        // work while the app takes its assignment.
-        this.followLogs(backend.id, run, undefined);
+        await readied;
+      } catch (error) {
+        if (run.abort.signal.aborted) return;
+        throw new EngineError(`the warm container did not become ready: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
       }
+      await this.waitUntilReady(backend, run, address, startup, answering);
     } finally {
+      probing.abort();
       await taken.release().catch(() => undefined);
     }
   }

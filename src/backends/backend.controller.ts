@@ -137,6 +137,11 @@ async function streamStatuses(ctx: BerthContext, backendId: string, resumeFrom: 
     unsubscribe();
     throw error;
   }
+  // Gone while the history was read: its 'close' has fired, so a stream opened now would never end.
+  if (ctx.req.destroyed || ctx.res.destroyed) {
+    unsubscribe();
+    return;
+  }
   // Every backend has its `scheduled` row from the start.
   if (history.length === 0) {
     unsubscribe();
