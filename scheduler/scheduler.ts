@@ -257,10 +257,10 @@ export class Scheduler {
     let backend: ScheduledBackend | undefined;
     try {
       const found = await this.store.findBackendToSpawn(backendId);
-      backend = found?.backend;
-      if (!found || !backend || !this.isMine(backend) || !SPAWNABLE.includes(backend.status)) return;
+      if (!found || !this.isMine(found.backend) || !SPAWNABLE.includes(found.backend.status)) return;
+      backend = found.backend;
       // One key never has two live containers: the new backend starts once the old one has ended.
-      const predecessor = found.predecessor;
+      const { predecessor } = found;
       if (predecessor !== null) {
         this.log.debug({ backend_id: backendId, predecessor }, "waiting for the key's previous backend to end");
         return;

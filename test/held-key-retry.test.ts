@@ -7,7 +7,7 @@
 import { CompiledQuery, Kysely, PostgresAdapter, PostgresIntrospector, PostgresQueryCompiler, type DatabaseConnection, type Driver, type QueryResult } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import type { Database } from '../src/database.ts';
-import { joinHeldKey } from '../src/backends/backend.repository.ts';
+import { joinHeldKey } from '../src/backends/connection-token.repository.ts';
 
 /** A driver whose connection answers with `answers`, one per query, in order. */
 function scriptedDb(answers: Array<Error | QueryResult<unknown>>): { db: Kysely<Database>; queries: string[] } {

@@ -21,10 +21,7 @@ import {
   findReadyTimes,
   incrementFencingToken,
   insertBackend,
-  insertConnectionToken,
-  insertConnectionTokenAndTouch,
   insertStatusRow,
-  joinHeldKey,
   latestStatusRow,
   listLiveBackends,
   listServiceBackends,
@@ -32,6 +29,7 @@ import {
   lockKey,
   markServiceSpawned,
 } from './backend.repository.ts';
+import { insertConnectionToken, insertConnectionTokenAndTouch, joinHeldKey } from './connection-token.repository.ts';
 import { RESERVED_ENV_NAMES, SPAWN_CONFIG, type CONNECT_BODY, type SpawnConfig } from './backend.schemas.ts';
 import type { BackendRow, BackendStatusRow } from './backend.table.ts';
 import { resolveMount } from './mounts.ts';

@@ -11,7 +11,7 @@ import {
   deleteTerminatedBackends,
   findBackend,
   findBackendWithDyingPredecessor,
-  findBackendOfKeyIn,
+  findScheduledBackendOfKey,
   latestTerminationRow,
   listLiveBackendsOfNode,
   listSweepableBackends,
@@ -103,7 +103,7 @@ export class DatabaseSchedulerStore implements SchedulerStore {
 
   async findWaitingSuccessor(backend: ScheduledBackend): Promise<string | undefined> {
     if (backend.key === null) return undefined;
-    return findBackendOfKeyIn(this.db, { ...backend, key: backend.key }, ['scheduled']);
+    return findScheduledBackendOfKey(this.db, { ...backend, key: backend.key });
   }
 
   async listSweepable(now: Date) {
