@@ -21,6 +21,18 @@ function serve(env: Record<string, string>): { child: ChildProcess; output: () =
   return { child, output: () => output, exited };
 }
 
+/**
+ * The API answers while berth is still starting (the proxy binds and the admin
+ * token is made after it); the banner is printed once berth serves.
+ */
+async function waitForBanner(run: { output: () => string }, deadlineMs: number): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  while (!run.output().includes('is serving (')) {
+    if (Date.now() > deadline) throw new Error(`no banner within ${deadlineMs} ms:\n${run.output()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 async function waitForHealth(url: string, deadlineMs: number): Promise<void> {
   const deadline = Date.now() + deadlineMs;
   for (;;) {
@@ -48,6 +60,7 @@ describe('berth serve', () => {
 
     const first = serve(env);
     await waitForHealth(url, 60_000);
+    await waitForBanner(first, 60_000);
     const token = /generated admin token \(shown only now, keep it\): (\S+)/.exec(first.output())?.[1];
     expect(token).toMatch(/^[a-z0-9]{12}\.[A-Za-z0-9_-]{32}$/);
     // A first run explains itself: where the API and the proxy are, and what to type next.
@@ -78,6 +91,7 @@ describe('berth serve', () => {
 
     const second = serve(env);
     await waitForHealth(url, 60_000);
+    await waitForBanner(second, 60_000);
     expect(second.output()).not.toContain('generated admin token');
     const auth = await fetch(`${url}/auth`, { headers: { Authorization: `Bearer ${token}` } });
     expect(await auth.json()).toEqual({ status: 'ok', accounts: ['kept'], is_admin: true });
