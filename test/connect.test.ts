@@ -111,6 +111,35 @@ describe.each(testDatabases())('connect on $kind', (database) => {
     expect(Object.fromEntries(statuses)).toEqual({ 200: 1000 });
   }, 120_000);
 
+  // Connects for held keys that arrive together share one statement (src/backends/held-key-batcher.ts):
+  // each must still get its own key's backend, its own token for its own user, or its own 404.
+  it('answers connects that arrive together for different held keys each with its own backend, token and user', async () => {
+    const a = (await api.post(connectPath, { key: 'mix-a' })).body;
+    const b = (await api.post(connectPath, { key: 'mix-b' })).body;
+    await waitForStatus(api, a.backend_id, 'ready');
+    await waitForStatus(api, b.backend_id, 'ready');
+    const asks = Array.from({ length: 30 }, (_, i) =>
+      i % 3 === 0 ? { key: 'mix-a', user: `ann-${i}` } : i % 3 === 1 ? { key: 'mix-b', user: `bob-${i}` } : { key: 'mix-none', spawn: false },
+    );
+    const answers = await Promise.all(asks.map((body) => api.post(connectPath, body)));
+    for (const [i, answer] of answers.entries()) {
+      if (i % 3 === 2) {
+        expect(answer.status).toBe(404);
+        continue;
+      }
+      expect(answer.status).toBe(200);
+      expect(answer.body).toMatchObject({ backend_id: i % 3 === 0 ? a.backend_id : b.backend_id, spawned: false, status: 'ready' });
+    }
+    expect(new Set(answers.filter((x) => x.status === 200).map((x) => x.body.token)).size).toBe(20);
+    // Every token minted in the batch reaches its backend with its own user.
+    const echoed = await Promise.all(
+      answers.map(async (answer, i) => (i % 3 === 2 ? undefined : ((await (await fetch(`${berth.proxyUrl}/${answer.body.token}/`)).json()) as { headers: Record<string, string> }))),
+    );
+    for (const [i, echo] of echoed.entries()) {
+      if (i % 3 !== 2) expect(echo!.headers['x-verified-username']).toBe(asks[i]!.user);
+    }
+  });
+
   it('gives ten concurrent connects for one key one backend, and raises the fencing token per new backend', async () => {
     const responses = await Promise.all(Array.from({ length: 10 }, () => api.post(connectPath, { key: 'race' })));
     expect(responses.map((r) => r.status)).toEqual(Array(10).fill(200));

@@ -29,7 +29,8 @@ import {
   lockKey,
   markServiceSpawned,
 } from './backend.repository.ts';
-import { insertConnectionToken, insertConnectionTokenAndTouch, joinHeldKey } from './connection-token.repository.ts';
+import { insertConnectionToken, insertConnectionTokenAndTouch } from './connection-token.repository.ts';
+import { HeldKeyBatcher } from './held-key-batcher.ts';
 import { RESERVED_ENV_NAMES, SPAWN_CONFIG, type CONNECT_BODY, type SpawnConfig } from './backend.schemas.ts';
 import type { BackendRow, BackendStatusRow } from './backend.table.ts';
 import { resolveMount } from './mounts.ts';
@@ -122,6 +123,7 @@ export class BackendService {
   private readonly limitPolicy: LimitPolicy;
   private readonly maxBackendsPerAccount: number;
   readonly recorder: StatusRecorder;
+  private readonly heldKeys: HeldKeyBatcher;
 
   constructor(options: BackendServiceOptions) {
     this.db = options.db;
@@ -131,11 +133,13 @@ export class BackendService {
     this.limitPolicy = options.limitPolicy;
     this.maxBackendsPerAccount = options.maxBackendsPerAccount;
     this.recorder = new StatusRecorder(options.db);
+    this.heldKeys = new HeldKeyBatcher(options.db);
   }
 
   /**
    * Returns the backend holding the key, or spawns one. For a held key this is
-   * one statement (`joinHeldKey`): it checks the caller's API token
+   * one statement (`joinHeldKeys`, shared with the connects that arrive at
+   * the same time: `HeldKeyBatcher`): it checks the caller's API token
    * (`uncheckedTokenId`, from a cached principal; null when there is nothing
    * to check), finds the backend, mints the connection token and counts the
    * connect as activity. A revoked token gets ApiTokenRevokedError.
@@ -153,7 +157,7 @@ export class BackendService {
     // A held key proves its service exists (backends go with their service): no other read is needed.
     if (body.key !== undefined) {
       const token = nanoid(32);
-      const joined = await joinHeldKey(this.db, uncheckedTokenId, { accountName, serviceName, key: body.key }, { token, ...connection }, new Date());
+      const joined = await this.heldKeys.join({ apiTokenId: uncheckedTokenId, accountName, serviceName, key: body.key, token: { token, ...connection } });
       if (!joined.apiTokenLive) throw new ApiTokenRevokedError(uncheckedTokenId!);
       if (joined.backend) {
         const { id, status, secret_token: secretToken } = joined.backend;

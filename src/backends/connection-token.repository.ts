@@ -20,36 +20,41 @@ export async function insertConnectionTokenAndTouch(db: Kysely<Database>, token:
     .execute();
 }
 
-/** What `joinHeldKey` found: whether the API token still exists, and the key's live backend (undefined when none). */
+/** One connect for a held key: whose API token to check, which key, and the connection token to mint. */
+export interface HeldKeyRequest {
+  /** null: nothing to check (the admin token of the configuration has no row). */
+  apiTokenId: string | null;
+  accountName: string;
+  serviceName: string;
+  key: string;
+  token: Omit<NewConnectionToken, 'backend_id'>;
+}
+
+/** What a held-key join found: whether the API token still exists, and the key's live backend (undefined when none). */
 export interface HeldKeyJoin {
   apiTokenLive: boolean;
   backend: Pick<BackendRow, 'id' | 'status' | 'secret_token'> | undefined;
 }
 
 /**
- * Connect for a held key in one statement (one round trip): checks that the
- * caller's API token still exists (`apiTokenId` null: nothing to check, the
- * admin token of the configuration has no row), finds the key's live backend
- * through the partial unique index, mints the connection token for it and
- * counts the connect as activity. Nothing is written unless both were found.
- * Concurrent connects to one backend would queue on its row to write nearly
- * the same time, one commit after another: a connect that finds the row
- * locked by another one's activity write leaves the write to it, and a
- * connect within TOUCH_GRANULARITY_MS of the last recorded activity writes
- * none. Even so, one connect's activity write and another's token insert
- * (whose foreign-key check locks the same row) can deadlock; PostgreSQL then
- * rolls one statement back whole, and it is sent again (HELD_KEY_ATTEMPTS).
+ * Connects for held keys, any number in one statement (one round trip, one
+ * commit): for each request it checks that the caller's API token still
+ * exists, finds the key's live backend through the partial unique index,
+ * mints the connection token for it and counts the connect as activity.
+ * Nothing is written for a request unless both were found. Answers come in
+ * the order of the requests.
+ *
+ * Activity: a connect within TOUCH_GRANULARITY_MS of the last recorded
+ * activity writes none, and a connect that finds the backend's row locked by
+ * another one's activity write leaves the write to it. Even so, one
+ * statement's activity write and another's token insert (whose foreign-key
+ * check locks the same row) can deadlock; PostgreSQL then rolls one statement
+ * back whole, and it is sent again (HELD_KEY_ATTEMPTS).
  */
-export async function joinHeldKey(
-  db: Kysely<Database>,
-  apiTokenId: string | null,
-  key: { accountName: string; serviceName: string; key: string },
-  token: Omit<NewConnectionToken, 'backend_id'>,
-  at: Date,
-): Promise<HeldKeyJoin> {
+export async function joinHeldKeys(db: Kysely<Database>, requests: readonly HeldKeyRequest[], at: Date): Promise<HeldKeyJoin[]> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await joinHeldKeyOnce(db, apiTokenId, key, token, at);
+      return await joinHeldKeysOnce(db, requests, at);
     } catch (error) {
       if (attempt >= HELD_KEY_ATTEMPTS || !isDeadlock(error)) throw error;
     }
@@ -65,40 +70,44 @@ function isDeadlock(error: unknown): boolean {
   return code === '40P01' || code === '40001';
 }
 
-async function joinHeldKeyOnce(
-  db: Kysely<Database>,
-  apiTokenId: string | null,
-  key: { accountName: string; serviceName: string; key: string },
-  token: Omit<NewConnectionToken, 'backend_id'>,
-  at: Date,
-): Promise<HeldKeyJoin> {
-  const row = connectionTokenRow({ ...token, backend_id: '' });
-  const tokenLive = apiTokenId === null ? sql`true` : sql`exists (select 1 from api_tokens where id = ${apiTokenId})`;
-  const { rows } = await sql<{ api_token_live: boolean; id: string | null; status: BackendStatus | null; secret_token: string | null }>`
-    with caller as (select ${tokenLive} as live),
+async function joinHeldKeysOnce(db: Kysely<Database>, requests: readonly HeldKeyRequest[], at: Date): Promise<HeldKeyJoin[]> {
+  const rows = requests.map((request) => connectionTokenRow({ ...request.token, backend_id: '' }));
+  // One array per column, unnested side by side (`with ordinality` numbers the requests from 1).
+  const { rows: found } = await sql<{ n: number; api_token_live: boolean; id: string | null; status: BackendStatus | null; secret_token: string | null }>`
+    with request as (
+      select * from unnest(
+        ${requests.map((r) => r.apiTokenId)}::text[], ${requests.map((r) => r.accountName)}::text[],
+        ${requests.map((r) => r.serviceName)}::text[], ${requests.map((r) => r.key)}::text[],
+        ${rows.map((r) => r.token_hash)}::text[], ${rows.map((r) => r.username)}::text[], ${rows.map((r) => r.auth)}::text[]
+      ) with ordinality as r(api_token_id, account_name, service_name, key, token_hash, username, auth, n)
+    ),
+    checked as (
+      select request.*, (request.api_token_id is null or exists (select 1 from api_tokens t where t.id = request.api_token_id)) as live
+      from request
+    ),
     held as (
-      select b.id, b.status, b.secret_token from backends b, caller
-      where caller.live and b.account_name = ${key.accountName} and b.service_name = ${key.serviceName} and b.key = ${key.key}
+      select checked.n, checked.live, checked.token_hash, checked.username, checked.auth, b.id, b.status, b.secret_token
+      from checked left join backends b
+        on checked.live and b.account_name = checked.account_name and b.service_name = checked.service_name and b.key = checked.key
         and b.status not in ('terminating', 'hard-terminating', 'terminated')
     ),
     minted as (
       insert into connection_tokens (token_hash, backend_id, username, auth)
-      select ${row.token_hash}, held.id, ${row.username}, ${row.auth}::jsonb from held
+      select token_hash, id, username, auth::jsonb from held where id is not null
     ),
     touched as (
       update backends set last_activity_at = ${at}
       where id in (
-        select b.id from backends b join held on b.id = held.id
-        where b.last_activity_at < ${new Date(at.getTime() - TOUCH_GRANULARITY_MS)} for no key update of b skip locked
+        select b.id from backends b where b.id in (select id from held)
+          and b.last_activity_at < ${new Date(at.getTime() - TOUCH_GRANULARITY_MS)} for no key update of b skip locked
       )
     )
-    select caller.live as api_token_live, held.id, held.status, held.secret_token from caller left join held on true`.execute(db);
-  const found = rows[0];
-  if (!found) throw new Error('joinHeldKey: the statement returned no row');
-  return {
-    apiTokenLive: found.api_token_live,
-    backend: found.id === null ? undefined : { id: found.id, status: found.status!, secret_token: found.secret_token! },
-  };
+    select n::int as n, live as api_token_live, id, status, secret_token from held order by n`.execute(db);
+  if (found.length !== requests.length) throw new Error(`joinHeldKeys: ${requests.length} requests, ${found.length} answers`);
+  return found.map((row) => ({
+    apiTokenLive: row.api_token_live,
+    backend: row.id === null ? undefined : { id: row.id, status: row.status!, secret_token: row.secret_token! },
+  }));
 }
 
 export async function insertConnectionToken(trx: Transaction<Database>, token: NewConnectionToken): Promise<void> {
