@@ -7,6 +7,8 @@
  *   direct     127.0.0.1:{published port}: Docker's userland proxy, which every path below also crosses
  *   berth      `berth serve` (npm start's defaults: PGlite, one process), {proxy}/{token}/bench
  *   nginx      Debian's nginx, worker_processes 1, keep-alive upstream
+ *   node floor the least a Node.js proxy does (bench/lib/floor-proxy.mjs: Node's HTTP server
+ *              and undici's pool, as berth's proxy uses, and nothing else): Node's own cost
  * Both proxies run one process: equal workers. "machine busy" is the share of
  * all CPUs in use during the run (wrk, Docker's userland proxy and the app
  * included): near 100 %, a second proxy process would only take CPU from them.
@@ -25,8 +27,12 @@
  *   --before DIR     BENCH_PROXY_BEFORE       also measure the berth of another checkout (e.g. `git worktree add DIR <commit>`
  *                                             with node_modules linked), in front of its own backend: path "berth (before)"
  */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../test/support/berth.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
 import { ACCOUNT, call, SERVICE, setUpAccount, waitReady } from './lib/berth.ts';
@@ -81,6 +87,16 @@ async function startBerth(bin?: string): Promise<Berth> {
   const hostPort = Number(info.NetworkSettings.Ports['8080/tcp']?.find((binding) => binding.HostIp === '127.0.0.1')?.HostPort);
   if (!Number.isInteger(hostPort)) throw new Error(`no published 127.0.0.1 port on berth-${connected.backend_id}`);
   return { child, token, backendId: connected.backend_id, url: `${connected.url.replace(/\/$/, '')}${PATH}`, hostPort };
+}
+
+const FLOOR_PROXY = fileURLToPath(new URL('./lib/floor-proxy.mjs', import.meta.url));
+
+/** bench/lib/floor-proxy.mjs in front of the backend's published port, listening once it says so. */
+async function startFloorProxy(upstreamPort: number): Promise<{ child: ChildProcess; url: string }> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [FLOOR_PROXY, String(upstreamPort), String(port)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await Promise.race([once(child.stdout!, 'data'), once(child, 'exit').then(() => Promise.reject(new Error('the floor proxy exited')))]);
+  return { child, url: `http://127.0.0.1:${port}${PATH}` };
 }
 
 async function stopBerth(berth: Berth, problems: string[]): Promise<void> {
@@ -140,6 +156,7 @@ async function main(): Promise<number> {
   const results = new Map<string, MeasuredRun[]>();
   const loads: string[] = [];
   const paths: Path[] = [];
+  let floor: ChildProcess | undefined;
   try {
     console.error('starting berth (PGlite, one process)…');
     const single = await startBerth();
@@ -151,6 +168,9 @@ async function main(): Promise<number> {
       nginxes.push(one);
       paths.push({ label: 'nginx', url: `http://127.0.0.1:${one.port}${PATH}`, cpuTicks: treeCpu(one.child.pid!) });
     }
+    const floorProxy = await startFloorProxy(single.hostPort);
+    floor = floorProxy.child;
+    paths.push({ label: 'node floor', url: floorProxy.url, cpuTicks: processCpu(floorProxy.child.pid!) });
     if (BEFORE) {
       console.error(`starting berth (PGlite, one process) from ${BEFORE}…`);
       const before = await startBerth(`${BEFORE.replace(/\/$/, '')}/bin/berth.js`);
@@ -170,6 +190,7 @@ async function main(): Promise<number> {
   } catch (error) {
     problems.push((error as Error).stack ?? String(error));
   } finally {
+    floor?.kill();
     for (const nginx of nginxes) await nginx.stop().catch((error: unknown) => problems.push(`stopping nginx: ${String(error)}`));
     for (const berth of berths) await stopBerth(berth, problems);
   }
@@ -194,6 +215,9 @@ async function main(): Promise<number> {
   const before = find('berth (before)');
   if (berth && before) ratioRows.push(['berth / berth (before)', ratio(berth.requestsPerSecond, before.requestsPerSecond), fmt(berth.p99 - before.p99), ratio(berth.cpuUsPerRequest, before.cpuUsPerRequest)]);
   if (before && nginx) ratioRows.push(['berth (before) / nginx', ratio(before.requestsPerSecond, nginx.requestsPerSecond), fmt(before.p99 - nginx.p99), ratio(before.cpuUsPerRequest, nginx.cpuUsPerRequest)]);
+  const floorRun = find('node floor');
+  if (floorRun && nginx) ratioRows.push(['node floor / nginx', ratio(floorRun.requestsPerSecond, nginx.requestsPerSecond), fmt(floorRun.p99 - nginx.p99), ratio(floorRun.cpuUsPerRequest, nginx.cpuUsPerRequest)]);
+  if (berth && floorRun) ratioRows.push(['berth / node floor', ratio(berth.requestsPerSecond, floorRun.requestsPerSecond), fmt(berth.p99 - floorRun.p99), ratio(berth.cpuUsPerRequest, floorRun.cpuUsPerRequest)]);
   const direct = find('direct');
   for (const label of ['berth', 'berth (before)', 'nginx']) {
     const r = find(label);
