@@ -1,8 +1,7 @@
 import { mkdir } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
 import { Kysely, PGliteDialect, PostgresDialect } from 'kysely';
 import { Migrator } from 'kysely/migration';
-import pg from 'pg';
+import type pg from 'pg';
 import type { AccountTable, ApiTokenTable } from './accounts/account.table.ts';
 import type { EnvironmentTable, ServiceTable } from './services/service.table.ts';
 import type { BackendLogTable } from './logs/log.table.ts';
@@ -60,9 +59,8 @@ export interface StorageOptions {
 }
 
 export async function openStorage(options: StorageOptions): Promise<Storage> {
-  const storage = options.databaseUrl
-    ? openPostgres(options.databaseUrl, options.logger)
-    : await openPglite(options.dataDir);
+  // Each driver is loaded only where it is used: a process on PostgreSQL never holds PGlite, and one on PGlite never holds pg.
+  const storage = options.databaseUrl ? openPostgres((await import('pg')).default, options.databaseUrl, options.logger) : await openPglite(options.dataDir);
   try {
     await migrateToLatest(storage.db, options.logger);
   } catch (error) {
@@ -72,9 +70,9 @@ export async function openStorage(options: StorageOptions): Promise<Storage> {
   return storage;
 }
 
-function openPostgres(databaseUrl: string, logger: Logger): Storage {
+function openPostgres(driver: typeof pg, databaseUrl: string, logger: Logger): Storage {
   // A bounded connect wait: while the database is away, requests fail fast with 503 instead of queueing.
-  const pool = new pg.Pool({ connectionString: databaseUrl, max: 10, connectionTimeoutMillis: 5000 });
+  const pool = new driver.Pool({ connectionString: databaseUrl, max: 10, connectionTimeoutMillis: 5000 });
   // An idle client losing its connection must not crash berth; the pool replaces it.
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
   // pg-pool listens for errors only on idle clients: a connection that drops while a client is
@@ -84,7 +82,7 @@ function openPostgres(databaseUrl: string, logger: Logger): Storage {
     client.on('error', (error) => logger.warn({ err: error }, 'database connection lost while in use'));
   });
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  const notifications = new PostgresNotifications(databaseUrl, logger);
+  const notifications = new PostgresNotifications(driver, databaseUrl, logger);
   return {
     kind: 'postgres',
     db,
@@ -111,6 +109,7 @@ class PostgresNotifications {
   private closed = false;
 
   constructor(
+    private readonly driver: typeof pg,
     private readonly databaseUrl: string,
     private readonly logger: Logger,
   ) {}
@@ -121,7 +120,7 @@ class PostgresNotifications {
     if (!set) {
       set = new Set();
       this.handlers.set(channel, set);
-      await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      await client.query(`LISTEN ${this.driver.escapeIdentifier(channel)}`);
     }
     set.add(handler);
     return async () => {
@@ -145,7 +144,7 @@ class PostgresNotifications {
   }
 
   private async open(): Promise<pg.Client> {
-    const client = new pg.Client({ connectionString: this.databaseUrl });
+    const client = new this.driver.Client({ connectionString: this.databaseUrl });
     client.on('notification', (message) => {
       for (const handler of this.handlers.get(message.channel) ?? []) handler(message.payload ?? '');
     });
@@ -160,7 +159,7 @@ class PostgresNotifications {
     client.on('error', drop);
     client.on('end', () => drop());
     await client.connect();
-    for (const channel of this.handlers.keys()) await client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+    for (const channel of this.handlers.keys()) await client.query(`LISTEN ${this.driver.escapeIdentifier(channel)}`);
     return client;
   }
 
@@ -177,6 +176,7 @@ class PostgresNotifications {
 
 async function openPglite(dataDir: string): Promise<Storage> {
   await mkdir(dataDir, { recursive: true });
+  const { PGlite } = await import('@electric-sql/pglite');
   const pglite = await PGlite.create({ dataDir });
   const db = new Kysely<Database>({ dialect: new PGliteDialect({ pglite }) });
   return {
