@@ -168,6 +168,26 @@ export function containerStateFromInspect(info: Dockerode.ContainerInspectInfo):
   };
 }
 
+/**
+ * The state of a running container from the engine's list, which is enough
+ * for one that runs (no exit code or OOM flag to read yet); undefined for any
+ * other, whose exit code and OOM flag only an inspect tells.
+ */
+export function runningStateFromListing(info: Dockerode.ContainerInfo): ContainerState | undefined {
+  if (info.State !== 'running') return undefined;
+  const published = info.Ports?.find((port) => port.PrivatePort === CONTAINER_PORT && port.Type === 'tcp' && port.PublicPort > 0);
+  return {
+    containerId: info.Id,
+    backendId: info.Labels?.[LABELS.backendId] ?? '',
+    poolId: info.Labels?.[LABELS.pool] ?? null,
+    running: true,
+    exitCode: null,
+    oomKilled: false,
+    removing: false,
+    hostPort: published?.PublicPort ?? null,
+  };
+}
+
 export function managedLabelFilter(scope: ContainerScope): string[] {
   return [`${LABELS.managed}=true`, `${LABELS.instance}=${scope.instanceId}`, `${LABELS.node}=${scope.nodeName}`];
 }

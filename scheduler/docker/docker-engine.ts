@@ -35,7 +35,9 @@ import {
   containerCreateOptions,
   containerStateFromInspect,
   DEFAULT_HARDENING,
+  managedLabelFilter,
   publishedHostPort,
+  runningStateFromListing,
   type ContainerHardening,
   type DockerInfoLimits,
 } from './create-options.ts';
@@ -43,7 +45,6 @@ import { isEngineUnreachable } from '../engine.ts';
 import { ensureBackendNetwork } from './docker-network.ts';
 import { DockerEngineError, engineStatus, engineMessage, refusedError } from './errors.ts';
 import { ContainerEventWatcher } from './event-watcher.ts';
-import { managedLabelFilter } from './create-options.ts';
 import { unsafeMountReason } from './mount-check.ts';
 
 // Short: every interval spent polling is added to the cold start (half of it on average). A probe
@@ -270,9 +271,10 @@ export class DockerEngine implements ContainerEngine, EngineReader {
       all: true,
       filters: { label: managedLabelFilter(scope) },
     });
-    // The list has neither exit codes nor the OOM flag, so inspect each one;
-    // one that vanished in between is simply left out.
-    const states = await Promise.all(containers.map((c) => this.inspect(c.Id)));
+    // A running container's state is in the list. The list has neither exit codes nor the OOM flag,
+    // so any other is inspected; one that vanished in between is simply left out. (Inspecting all of
+    // them made every periodic reconcile of 500 backends 500 engine calls, and the API's p99 5× worse.)
+    const states = await Promise.all(containers.map((c) => runningStateFromListing(c) ?? this.inspect(c.Id)));
     return states.filter((s): s is ContainerState => s !== undefined);
   }
 
