@@ -567,16 +567,15 @@ export class Scheduler {
         { creating: run.creating === true, busy: run.spawning === true || run.waiting === true, terminationActed: run.terminationActed === true },
       ]),
     );
-    const backends = new Map(live.map((backend) => [backend.id, backend]));
     for (const action of planReconcile(live, containers, runs)) {
       if (!this.active) return;
-      await this.apply(action, backends).catch((error: unknown) =>
+      await this.apply(action).catch((error: unknown) =>
         this.log.warn({ err: error, backend_id: action.backendId, action: action.kind }, 'reconcile action failed'),
       );
     }
   }
 
-  private async apply(action: ReconcileAction, backends: Map<string, ScheduledBackend>): Promise<void> {
+  private async apply(action: ReconcileAction): Promise<void> {
     const { backendId } = action;
     if (action.kind !== 'remove-orphan') this.log.info({ backend_id: backendId, action: action.kind }, 'reconciling');
     switch (action.kind) {
@@ -586,8 +585,11 @@ export class Scheduler {
       case 'resume':
         void this.spawn(backendId, action.removeContainerId);
         return;
-      case 'adopt':
-        return this.adopt(backends.get(backendId)!, action.container);
+      case 'adopt': {
+        // The whole row only for the backend adopted (rare: after a restart or a lost event).
+        const backend = await this.store.findBackend(backendId);
+        return backend ? this.adopt(backend, action.container) : undefined;
+      }
       case 'record-exit':
         void this.onExited(backendId, action.container).catch((error: unknown) => this.log.warn({ err: error, backend_id: backendId }, 'recording an exit failed'));
         return;

@@ -202,10 +202,10 @@ export async function listLiveBackends(db: Kysely<Database>, accountName?: strin
 }
 
 /** A node's live backends; those made before nodes existed (no node) go with any node that asks. */
-export async function listLiveBackendsOfNode(db: Kysely<Database>, nodeName: string): Promise<BackendRow[]> {
+export async function listLiveBackendsOfNode(db: Kysely<Database>, nodeName: string): Promise<Array<Pick<BackendRow, 'id' | 'status' | 'container_id'>>> {
   return db
     .selectFrom('backends')
-    .selectAll()
+    .select(['id', 'status', 'container_id'])
     .where('status', '<>', 'terminated')
     .where((eb) => eb.or([eb('node_name', '=', nodeName), eb('node_name', 'is', null)]))
     .orderBy('created_at')

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely';
-import type { NodeHeartbeatRecord, ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
+import type { LiveBackend, NodeHeartbeatRecord, ScheduledBackend, SchedulerStore } from '../../scheduler/store.ts';
 import type { MetricsSample } from '../../scheduler/engine.ts';
 import type { WarmPoolSpec } from '../../scheduler/store.ts';
 import { listWarmPools, markNotWarmable } from '../nodes/warm-pool.repository.ts';
@@ -43,8 +43,8 @@ export class DatabaseSchedulerStore implements SchedulerStore {
     return row && backendRowToScheduled(row);
   }
 
-  async listLiveBackends(): Promise<ScheduledBackend[]> {
-    return (await listLiveBackendsOfNode(this.db, this.nodeName)).map(backendRowToScheduled);
+  async listLiveBackends(): Promise<LiveBackend[]> {
+    return (await listLiveBackendsOfNode(this.db, this.nodeName)).map((row) => ({ id: row.id, status: row.status, containerId: row.container_id }));
   }
 
   listWarmPools(): Promise<WarmPoolSpec[]> {
