@@ -10,7 +10,8 @@
  *    connections); berth's CPU at rest and its memory.
  * 2. BACKENDS − 1 more, with distinct keys, SPAWN_CONCURRENCY connects at a
  *    time, each waited for until ready.
- * 3. The same measures with all of them live.
+ * 3. The same measures with all of them live, once the machine has settled
+ *    from the starts (1-minute load average under 3, or after SETTLE_MS).
  * 4. Every backend is terminated through the API and waited for.
  * Every loop is bounded in count and time; everything stays on 127.0.0.1.
  *
@@ -18,6 +19,9 @@
  *   --backends N   BENCH_SCALE_BACKENDS  live backends in step 3 (500)
  *   --seconds N    BENCH_SCALE_SECONDS   seconds per wrk run and per rest sample (8)
  *   --storage S    BENCH_SCALE_STORAGE   pglite (default) or postgres
+ *   --profile DIR  BENCH_SCALE_PROFILE   write berth's V8 CPU profile into DIR
+ *   --berth-env NAME=VALUE               more environment for berth, any number of times
+ *                                        (e.g. BERTH_RECONCILE_INTERVAL_SECONDS=600, to see what the reconcile costs)
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
@@ -34,14 +38,24 @@ import { intOption } from './lib/options.ts';
 import { ensureTinyImage, TINY_IMAGE } from './lib/tiny-image.ts';
 import { findWrk, runWrk, wrkVersion, type WrkResult } from './lib/wrk.ts';
 
-const { values: flags } = parseArgs({ options: { backends: { type: 'string' }, seconds: { type: 'string' }, storage: { type: 'string' } } });
+const { values: flags } = parseArgs({ options: { backends: { type: 'string' }, seconds: { type: 'string' }, storage: { type: 'string' }, profile: { type: 'string' }, 'berth-env': { type: 'string', multiple: true } } });
 const BACKENDS = intOption('BENCH_SCALE_BACKENDS', 500, { flag: flags.backends });
 const SECONDS = intOption('BENCH_SCALE_SECONDS', 8, { flag: flags.seconds });
 const STORAGE = flags.storage ?? process.env.BENCH_SCALE_STORAGE ?? 'pglite';
+const PROFILE_DIR = flags.profile ?? process.env.BENCH_SCALE_PROFILE;
+const BERTH_ENV = Object.fromEntries(
+  (flags['berth-env'] ?? []).map((pair) => {
+    const at = pair.indexOf('=');
+    if (at < 1) throw new Error(`--berth-env takes NAME=VALUE, not ${pair}`);
+    return [pair.slice(0, at), pair.slice(at + 1)];
+  }),
+);
 const SERVICE = 'tiny';
 const SPAWN_CONCURRENCY = 20;
 /** Upper bound for all spawns together, and for all terminations together. */
 const PHASE_TIMEOUT_MS = 900_000;
+/** Upper bound of the wait for the machine to settle after the spawns. */
+const SETTLE_MS = 90_000;
 const SPAWN = { executable: { resource_limits: { memory_limit_bytes: 16 * 1024 * 1024 } } };
 
 const interrupted = handleInterrupt('run');
@@ -51,18 +65,28 @@ interface Sample {
   connect: WrkResult;
   /** berth's CPU at rest, % of one core. */
   restCpuPercent: number;
+  /** The longest the event loop was held at rest, ms (berth's /metrics: nodejs_eventloop_lag_max_seconds). */
+  restLoopMaxMs: number;
   rssMiB: number;
 }
 
+/** One gauge of berth's /metrics, read as the admin. Each read also restarts prom-client's event-loop histogram. */
+async function metric(berth: BerthChild, name: string): Promise<number> {
+  const text = await (await fetch(`${berth.apiUrl}/metrics`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).text();
+  return Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+}
+
 async function sample(wrk: string, berth: BerthChild, token: string, live: number): Promise<Sample> {
+  await metric(berth, 'berth_nodejs_eventloop_lag_max_seconds');
   const cpuBefore = berth.cpuMs();
   await sleep(SECONDS * 1000);
   const restCpuPercent = ((berth.cpuMs() - cpuBefore) / (SECONDS * 1000)) * 100;
+  const restLoopMaxMs = (await metric(berth, 'berth_nodejs_eventloop_lag_max_seconds')) * 1000;
   const rssMiB = berth.rssBytes() / 2 ** 20;
   const options = { url: `${berth.apiUrl}/v2/service/${ACCOUNT}/${SERVICE}/connect`, connections: 10, postBody: JSON.stringify({ key: 'held' }), token };
   await runWrk(wrk, { ...options, seconds: 2 });
   const connect = await runWrk(wrk, { ...options, seconds: SECONDS });
-  return { live, connect, restCpuPercent, rssMiB };
+  return { live, connect, restCpuPercent, restLoopMaxMs, rssMiB };
 }
 
 async function main(): Promise<number> {
@@ -76,7 +100,11 @@ async function main(): Promise<number> {
   const samples: Sample[] = [];
   const machineLines = machine(await dockerVersion(docker), wrkVersion(wrk));
   const databaseUrl = STORAGE === 'postgres' ? await createPostgresDatabase() : undefined;
-  const berth = await BerthChild.start({ ...(databaseUrl ? { databaseUrl } : {}), env: { BERTH_MAX_BACKENDS_PER_ACCOUNT: String(BACKENDS + 10) } });
+  const berth = await BerthChild.start({
+    ...(databaseUrl ? { databaseUrl } : {}),
+    ...(PROFILE_DIR ? { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`] } : {}),
+    env: { BERTH_MAX_BACKENDS_PER_ACCOUNT: String(BACKENDS + 10), ...BERTH_ENV },
+  });
   const ids: string[] = [];
   let spawnSeconds = NaN;
   let client: BerthClient | undefined;
@@ -111,8 +139,10 @@ async function main(): Promise<number> {
     spawnSeconds = (performance.now() - started) / 1000;
     if (failures.length > 0) problems.push(`${failures.length} spawns failed; first: ${failures[0]}`);
     const live = (await call<{ running_backends: unknown[] }>(berth.apiUrl, token, 'GET', `/v2/account/${ACCOUNT}/backends`)).running_backends.length;
+    const settleUntil = Date.now() + SETTLE_MS;
+    while (!interrupted() && Date.now() < settleUntil && Number(loadavg(1)) >= 3) await sleep(2000);
     if (!interrupted()) {
-      console.error(`${live} live backends: measuring…`);
+      console.error(`${live} live backends: measuring (load ${loadavg(1)})…`);
       samples.push(await sample(wrk, berth, token, live));
     }
   } catch (error) {
@@ -138,11 +168,14 @@ async function main(): Promise<number> {
   console.log(`load:    ${loadavg()} (at the end)`);
   console.log(`image ${TINY_IMAGE} (busybox httpd), memory limit 16 MiB; wrk -t1 -c10 -d${SECONDS}s after a 2 s warm-up`);
   console.log(`${BACKENDS - 1} spawned ${SPAWN_CONCURRENCY} at a time in ${fmt(spawnSeconds, 0)} s`);
+  if (Object.keys(BERTH_ENV).length > 0) console.log(`berth's environment also: ${Object.entries(BERTH_ENV).map(([name, value]) => `${name}=${value}`).join(' ')}`);
   console.log('```\n');
   printTable(
-    ['live backends', 'held-key connect requests/s', 'p50 ms', 'p99 ms', 'non-2xx', 'berth CPU at rest, % of a core', 'berth RSS MiB'],
-    'rrrrrrr',
-    samples.map((s) => [s.live, s.connect.requestsPerSecond.toFixed(0), fmt(s.connect.p50), fmt(s.connect.p99), s.connect.non2xx + s.connect.errors, fmt(s.restCpuPercent, 1), fmt(s.rssMiB, 0)]),
+    ['live backends', 'held-key connect requests/s', 'p50 ms', 'p99 ms', 'non-2xx', 'berth CPU at rest, % of a core', 'longest event-loop delay at rest, ms', 'berth RSS MiB'],
+    'rrrrrrrr',
+    samples.map((s) => [
+      s.live, s.connect.requestsPerSecond.toFixed(0), fmt(s.connect.p50), fmt(s.connect.p99), s.connect.non2xx + s.connect.errors, fmt(s.restCpuPercent, 1), fmt(s.restLoopMaxMs, 1), fmt(s.rssMiB, 0),
+    ]),
   );
   const [one, many] = samples;
   if (one && many) console.log(`\np99 with ${many.live} / with 1: ${ratio(many.connect.p99, one.connect.p99)} (goal ≤ 2)`);
