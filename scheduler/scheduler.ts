@@ -16,6 +16,7 @@ import { pumpLogs } from './log-pump.ts';
 import { WarmPool, type TakenContainer } from './warm-pool.ts';
 import { planReconcile, type ReconcileAction } from './reconcile-plan.ts';
 import { startBackendPruning } from './retention.ts';
+import { startSamplers } from './samplers.ts';
 import type { ScheduledBackend, SchedulerStore } from './store.ts';
 
 /** The node this scheduler is: its name and the address its containers publish on. */
@@ -56,7 +57,6 @@ const LOG_RETENTION_SWEEP_MS = 60_000;
 /** How often warm pools are topped up. */
 const WARM_POOL_INTERVAL_MS = 1000;
 /** How often backends whose metrics are streamed are sampled: the stream's pace. */
-const WATCHED_SAMPLE_MS = 1000;
 /** Statuses from which a spawn may (re)start: nothing runs yet, or berth died while making it. */
 const SPAWNABLE: readonly BackendStatus[] = ['scheduled', 'loading', 'starting'];
 
@@ -82,18 +82,8 @@ interface Run {
   graceTimer?: NodeJS.Timeout;
   /** Settles when the container's output has been read to its end and stored. */
   logsDone?: Promise<void>;
-  /** The highest memory peak written to the database for it: a sample writes only when it rises. */
-  memPeakRecorded?: number;
 }
 
-/**
- * Memory samples per tick (every memorySampleIntervalMs), round-robin over the
- * running backends: each sample is an engine call, so with many backends each
- * is sampled less often rather than the engine being asked for hundreds of
- * samples every few seconds (500 backends: 100 calls a second, which took a
- * third of the held-key connect rate on this machine).
- */
-const MEMORY_SAMPLES_PER_TICK = 25;
 
 /**
  * Drives backends through their lifecycle on one Docker engine. Every decision
@@ -111,12 +101,6 @@ export class Scheduler {
   private unsubscribe: (() => void) | undefined;
   private stopEvents: (() => void) | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
-  private memoryTimer: NodeJS.Timeout | undefined;
-  private watchedTimer: NodeJS.Timeout | undefined;
-  private samplingWatched = false;
-  private samplingMemory = false;
-  /** Where the next memory tick starts in the list of running backends. */
-  private memoryCursor = 0;
   private retentionTimer: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling: Promise<void> | undefined;
@@ -170,8 +154,14 @@ export class Scheduler {
     }
     this.reconcileTimer = setInterval(() => void this.reconcileLogged('periodic'), this.options.reconcileIntervalMs);
     this.sweepTimer = setInterval(() => void this.sweep(), this.options.sweepIntervalMs);
-    this.memoryTimer = setInterval(() => void this.sampleMemory(), this.options.memorySampleIntervalMs ?? 5000);
-    this.watchedTimer = setInterval(() => void this.sampleWatched(), WATCHED_SAMPLE_MS);
+    startSamplers({
+      engine: this.engine,
+      store: this.store,
+      running: () => [...this.runs].flatMap(([backendId, run]) => (run.containerId ? [[backendId, run.containerId] as [string, string]] : [])),
+      log: this.log,
+      memoryIntervalMs: this.options.memorySampleIntervalMs ?? 5000,
+      signal: this.lifetime.signal,
+    });
     this.retentionTimer = setInterval(() => void this.dropExpiredLogs(), LOG_RETENTION_SWEEP_MS);
     void this.dropExpiredLogs();
     startBackendPruning({ store: this.store, retentionMs: this.options.backendRetentionMs, log: this.log, signal: this.lifetime.signal });
@@ -183,8 +173,6 @@ export class Scheduler {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.setState('stopping');
     clearInterval(this.sweepTimer);
-    clearInterval(this.memoryTimer);
-    clearInterval(this.watchedTimer);
     clearInterval(this.retentionTimer);
     clearInterval(this.reconcileTimer);
     clearInterval(this.warmTimer);
@@ -677,53 +665,6 @@ export class Scheduler {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([run.logsDone, new Promise<void>((resolve) => (timer = setTimeout(resolve, LOG_DRAIN_MS)))]);
     clearTimeout(timer);
-  }
-
-  /**
-   * Samples the backends whose metrics an API process streams (it says so in
-   * the database) and announces each sample there: the API needs no engine.
-   */
-  private async sampleWatched(): Promise<void> {
-    if (this.samplingWatched || !this.active) return;
-    this.samplingWatched = true;
-    try {
-      const watched = await this.store.listWatchedBackends(new Date());
-      await Promise.all(
-        watched.map(async (backendId) => {
-          const containerId = this.runs.get(backendId)?.containerId;
-          if (!containerId) return;
-          const sample = await this.engine.sampleStats(containerId);
-          if (sample) await this.store.publishMetrics(backendId, sample);
-        }),
-      );
-    } catch (error) {
-      this.log.debug({ err: error }, 'sampling watched backends failed');
-    } finally {
-      this.samplingWatched = false;
-    }
-  }
-
-  private async sampleMemory(): Promise<void> {
-    if (this.samplingMemory) return;
-    this.samplingMemory = true;
-    try {
-      const running = [...this.runs].filter(([, run]) => run.containerId !== null);
-      const count = Math.min(MEMORY_SAMPLES_PER_TICK, running.length);
-      for (let i = 0; i < count && this.active; i++) {
-        const [backendId, run] = running[(this.memoryCursor + i) % running.length]!;
-        try {
-          const sample = await this.engine.sampleStats(run.containerId!);
-          if (!sample || sample.memPeak <= (run.memPeakRecorded ?? 0)) continue;
-          await this.store.recordMemoryPeak(backendId, sample.memPeak);
-          run.memPeakRecorded = sample.memPeak;
-        } catch (error) {
-          this.log.debug({ err: error, backend_id: backendId }, 'memory sample failed');
-        }
-      }
-      this.memoryCursor = running.length === 0 ? 0 : (this.memoryCursor + count) % running.length;
-    } finally {
-      this.samplingMemory = false;
-    }
   }
 
   private async dropExpiredLogs(): Promise<void> {
