@@ -14,10 +14,10 @@ export interface NodeHeartbeatRecord {
   images?: EngineImage[];
 }
 
-/** What the scheduler knows of a backend it runs. */
 /** What the reconcile reads of every live backend. */
 export type LiveBackend = Pick<ScheduledBackend, 'id' | 'status' | 'containerId'>;
 
+/** What the scheduler knows of a backend it runs. */
 export interface ScheduledBackend {
   id: string;
   accountName: string;

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { Kysely, Transaction } from 'kysely';
 import { customAlphabet, nanoid } from 'nanoid';
 import { isEngineUnreachable } from '../../scheduler/engine.ts';
 import type { EngineCapabilities, ResourceLimits } from '../../scheduler/engine.ts';
@@ -253,13 +253,14 @@ export class BackendService {
   }
 
   /** Mints a connection token for a running backend; a connect counts as activity. */
+  /** Connect to a backend found holding the key under the key's lock (another connect spawned it meanwhile). */
   private async joinBackend(
     backend: BackendRow,
     connection: { username: string | null; auth: Record<string, unknown> | null },
-    trx?: Parameters<typeof insertConnectionToken>[0],
+    trx: Transaction<Database>,
   ): Promise<ConnectResult> {
     const token = nanoid(32);
-    await insertConnectionTokenAndTouch(trx ?? this.db, { token, backend_id: backend.id, ...connection }, new Date());
+    await insertConnectionTokenAndTouch(trx, { token, backend_id: backend.id, ...connection }, new Date());
     return { backendId: backend.id, spawned: false, status: backend.status, token, secretToken: backend.secret_token };
   }
 

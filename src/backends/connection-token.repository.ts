@@ -4,11 +4,12 @@ import type { Database } from '../database.ts';
 import type { BackendStatus } from '../core/backend-status.ts';
 import type { BackendRow } from './backend.table.ts';
 
-// Connection tokens: minting one for a backend, and connect for a held key in one statement.
+// Connection tokens: minting one for a backend, and connects for held keys in one statement.
 
 /**
  * Mints a token for a running backend and counts the connect as activity, in
- * one statement: the held-key path of connect is this and one indexed read.
+ * one statement: for the connect that finds the key held only once it holds
+ * the key's lock (inside its transaction, so not batched like joinHeldKeys).
  */
 export async function insertConnectionTokenAndTouch(db: Kysely<Database>, token: NewConnectionToken, at: Date): Promise<void> {
   await db
