@@ -18,7 +18,7 @@ import { BerthClient } from '../src/client/index.ts';
 import { createPostgresDatabase } from '../test/support/databases.ts';
 import { createTestDocker } from '../test/support/docker.ts';
 import { ensureTestImage } from '../test/support/test-image.ts';
-import { ACCOUNT, dropDatabase, SERVICE, setUpAccount } from './lib/berth.ts';
+import { ACCOUNT, dropDatabase, SERVICE, setUpAccount, terminateAll } from './lib/berth.ts';
 import { BerthChild } from './lib/berth-child.ts';
 import { handleInterrupt } from './lib/interrupt.ts';
 import { dockerVersion, loadavg, machine } from './lib/machine.ts';
@@ -76,14 +76,7 @@ async function burst(storage: 'PGlite' | 'PostgreSQL'): Promise<Run> {
   } catch (error) {
     problems.push(`${storage}: ${error instanceof Error ? error.message : String(error)}`);
   } finally {
-    if (client) {
-      const api = client;
-      await Promise.all(ids.map((id) => api.terminate(id, { hard: true }).catch(() => undefined)));
-      const deadline = Date.now() + 120_000;
-      for (const id of ids) {
-        while (Date.now() < deadline && (await api.status(id).catch(() => ({ status: 'terminated' }))).status !== 'terminated') await sleep(200);
-      }
-    }
+    if (client && !(await terminateAll(client, ids, 120_000))) problems.push(`${storage}: not every backend was terminated within 120 s`);
     await berth.stop();
     if (databaseUrl) await dropDatabase(databaseUrl).catch((error: unknown) => problems.push(`dropping ${databaseUrl}: ${String(error)}`));
   }

@@ -29,7 +29,7 @@ import { BerthClient } from '../src/client/index.ts';
 import { ADMIN_TOKEN } from '../test/support/berth.ts';
 import { createPostgresDatabase } from '../test/support/databases.ts';
 import { createTestDocker } from '../test/support/docker.ts';
-import { ACCOUNT, call, dropDatabase } from './lib/berth.ts';
+import { ACCOUNT, call, dropDatabase, terminateAll } from './lib/berth.ts';
 import { BerthChild } from './lib/berth-child.ts';
 import { handleInterrupt } from './lib/interrupt.ts';
 import { dockerVersion, loadavg, machine } from './lib/machine.ts';
@@ -156,13 +156,7 @@ async function main(): Promise<number> {
   } finally {
     if (client) {
       console.error(`terminating ${ids.length} backends…`);
-      const api = client;
-      for (let i = 0; i < ids.length; i += 50) await Promise.all(ids.slice(i, i + 50).map((id) => api.terminate(id, { hard: true }).catch(() => undefined)));
-      const deadline = Date.now() + PHASE_TIMEOUT_MS;
-      for (const id of ids) {
-        while (Date.now() < deadline && (await api.status(id).catch(() => ({ status: 'terminated' }))).status !== 'terminated') await sleep(500);
-      }
-      if (Date.now() > deadline) problems.push('not every backend was terminated in time');
+      if (!(await terminateAll(client, ids, PHASE_TIMEOUT_MS))) problems.push('not every backend was terminated in time');
     }
     await berth.stop();
     if (databaseUrl) await dropDatabase(databaseUrl).catch((error: unknown) => problems.push(`dropping ${databaseUrl}: ${String(error)}`));

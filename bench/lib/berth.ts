@@ -2,6 +2,7 @@
 import type Dockerode from 'dockerode';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import type { BerthClient } from '../../src/client/index.ts';
 import { ADMIN_TOKEN, TestBerth } from '../../test/support/berth.ts';
 import type { TestDatabase } from '../../test/support/databases.ts';
 
@@ -65,4 +66,20 @@ export async function dropDatabase(databaseUrl: string): Promise<void> {
   } finally {
     await client.end();
   }
+}
+
+/**
+ * Terminates the backends hard through the API, 50 requests at a time, and
+ * waits until each is `terminated`; false when the time ran out first.
+ */
+export async function terminateAll(api: BerthClient, ids: readonly string[], timeoutMs: number): Promise<boolean> {
+  for (let i = 0; i < ids.length; i += 50) await Promise.all(ids.slice(i, i + 50).map((id) => api.terminate(id, { hard: true }).catch(() => undefined)));
+  const deadline = Date.now() + timeoutMs;
+  for (const id of ids) {
+    while ((await api.status(id).catch(() => ({ status: 'terminated' }))).status !== 'terminated') {
+      if (Date.now() > deadline) return false;
+      await sleep(250);
+    }
+  }
+  return true;
 }
