@@ -37,6 +37,8 @@ export class ActivityTracker {
     private readonly sink: ActivitySink,
     private readonly logger: Logger,
     private readonly intervalMs = ACTIVITY_FLUSH_INTERVAL_MS,
+    /** Activity seen elsewhere for this proxy (the nginx edge): backends touched since the last call, with their open count. */
+    private readonly elsewhere?: () => Promise<ReadonlyMap<string, number>>,
   ) {}
 
   start(): void {
@@ -83,8 +85,13 @@ export class ActivityTracker {
     const touched = this.seen;
     this.seen = new Set();
     for (const id of this.open.keys()) touched.add(id);
+    const open = new Map(this.open);
     try {
-      await this.sink.recordActivity({ proxyId: this.proxyId, at: new Date(), touched: [...touched], open: new Map(this.open) });
+      for (const [id, count] of (await this.elsewhere?.()) ?? []) {
+        touched.add(id);
+        if (count > 0) open.set(id, (open.get(id) ?? 0) + count);
+      }
+      await this.sink.recordActivity({ proxyId: this.proxyId, at: new Date(), touched: [...touched], open });
     } catch (error) {
       // Not fatal: the next flush retries, so that a backend never looks idle for a failed write.
       for (const id of touched) this.seen.add(id);

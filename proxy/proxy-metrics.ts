@@ -10,6 +10,8 @@ export interface ProxyMetrics {
   observeRequest(statusClass: number, seconds: number): void;
   /** One batched activity write, once a second. */
   observeActivityWrite(failed: boolean): void;
+  /** Requests (and WebSockets) the nginx edge answered itself since the last report, of one status class. */
+  countEdgeRequests(statusClass: number, count: number): void;
 }
 
 /** The sink, with each write counted. */

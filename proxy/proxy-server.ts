@@ -6,6 +6,8 @@ import type { Duplex } from 'node:stream';
 import type { BerthError } from '../src/core/errors.ts';
 import type { Logger } from '../src/core/logger.ts';
 import { ActivityTracker } from './activity.ts';
+import { EdgeLink } from './edge/edge-link.ts';
+import { NginxEdge } from './edge/nginx-process.ts';
 import { prepareHeaders } from './headers.ts';
 import { countActivityWrites, responseTimer, type ProxyMetrics } from './proxy-metrics.ts';
 import { forwardHttp } from './http-forward.ts';
@@ -36,6 +38,11 @@ export interface ProxyServerOptions {
   listenerLimits: ListenerLimits;
   /** Hears each answered request and activity write; none by default. */
   metrics?: ProxyMetrics;
+  /**
+   * BERTH_PROXY_EDGE=nginx: nginx takes the public port and forwards ready
+   * routes itself; this process listens on loopback for everything else.
+   */
+  edge?: { binary: string; workers: number };
 }
 
 export type ProxyServerState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
@@ -47,6 +54,10 @@ interface Exchange {
   path: string;
   /** Present for a plain request; absent for an upgrade. */
   res?: ServerResponse;
+  /** The client's address: the socket's, or the one the nginx edge vouches for. */
+  client: string | undefined;
+  /** Handed over by the nginx edge, which lacked the route. */
+  viaEdge: boolean;
   socket?: Duplex;
   head?: Buffer;
 }
@@ -88,11 +99,14 @@ export class ProxyServer {
   private readonly domainHasPort: boolean;
   private readonly timeResponse: ((res: ServerResponse) => void) | undefined;
   private stopping: Promise<void> | undefined;
+  private edge: NginxEdge | undefined;
+  private link: EdgeLink | undefined;
 
   constructor(private readonly options: ProxyServerOptions) {
     this.log = options.logger.child({ component: 'proxy' });
-    this.cache = new TokenCache({ store: options.store, logger: this.log, domain: options.domain });
-    this.activity = new ActivityTracker(options.metrics ? countActivityWrites(options.store, options.metrics) : options.store, this.log);
+    this.cache = new TokenCache({ store: options.store, logger: this.log, domain: options.domain, onChange: (backend) => this.link?.changed(backend) });
+    const sink = options.metrics ? countActivityWrites(options.store, options.metrics) : options.store;
+    this.activity = new ActivityTracker(sink, this.log, undefined, options.edge && (() => this.link?.activity() ?? Promise.resolve(new Map())));
     this.timeResponse = options.metrics && responseTimer(options.metrics);
     this.domainHasPort = options.domain !== undefined && /:\d+$/.test(options.domain);
     // No overall request deadline: uploads and long polls take as long as they take, as long as bytes keep coming.
@@ -108,17 +122,37 @@ export class ProxyServer {
     this.setState('starting');
     this.cache.start();
     this.activity.start();
+    const edge = this.options.edge;
     await new Promise<void>((resolve, reject) => {
       this.server.once('error', reject);
-      this.server.listen(port, host, () => {
+      // Behind the edge, this listener is nginx's alone to reach.
+      this.server.listen(edge ? 0 : port, edge ? '127.0.0.1' : host, () => {
         this.server.off('error', reject);
         resolve();
       });
     });
+    if (edge) {
+      this.edge = new NginxEdge({
+        binary: edge.binary,
+        workers: edge.workers,
+        host,
+        port,
+        berthPort: (this.server.address() as AddressInfo).port,
+        limits: this.options.listenerLimits,
+        domainHasPort: this.domainHasPort,
+        logger: this.log,
+        onRestart: () => this.link?.reset(),
+      });
+      await this.edge.start();
+      const metrics = this.options.metrics;
+      this.link = new EdgeLink(this.edge.admin, this.edge.secret, this.log, metrics && ((statusClass, count) => metrics.countEdgeRequests(statusClass, count)));
+    }
     this.setState('running');
   }
 
+  /** The public port: nginx's when the edge is on. */
   get port(): number | undefined {
+    if (this.edge) return this.edge.port;
     return (this.server.address() as AddressInfo | null)?.port;
   }
 
@@ -135,6 +169,12 @@ export class ProxyServer {
 
   private async doStop(): Promise<void> {
     this.setState('stopping');
+    if (this.edge) {
+      // What the edge saw since the last report, then the edge goes, and its connections with it.
+      await this.activity.flush();
+      this.link = undefined;
+      await this.edge.stop();
+    }
     const closed = new Promise<void>((resolve) => (this.server.listening ? this.server.close(() => resolve()) : resolve()));
     this.server.closeAllConnections();
     for (const socket of this.upgradeSockets) socket.destroy();
@@ -155,14 +195,24 @@ export class ProxyServer {
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
     this.timeResponse?.(res);
-    this.route({ req, res, path: '' });
+    this.route(this.exchange({ req, res }));
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', (error) => this.log.debug({ err: error }, 'upgrade socket failed'));
     this.upgradeSockets.add(socket);
     socket.once('close', () => this.upgradeSockets.delete(socket));
-    this.route({ req, socket, head, path: '' });
+    this.route(this.exchange({ req, socket, head }));
+  }
+
+  /** The exchange of a request, with the client's address: the nginx edge's word for it is taken only with the edge's secret. */
+  private exchange(parts: Pick<Exchange, 'req' | 'res' | 'socket' | 'head'>): Exchange {
+    const vouched = parts.req.headers['x-berth-edge'];
+    if (vouched === undefined) return { ...parts, path: '', client: parts.req.socket.remoteAddress, viaEdge: false };
+    delete parts.req.headers['x-berth-edge'];
+    const secret = this.edge?.secret;
+    const trusted = secret !== undefined && typeof vouched === 'string' && vouched.startsWith(`${secret} `);
+    return { ...parts, path: '', client: trusted ? vouched.slice(secret.length + 1) : parts.req.socket.remoteAddress, viaEdge: trusted };
   }
 
   private route(exchange: Exchange): void {
@@ -228,7 +278,8 @@ export class ProxyServer {
     const failed = (error: Error) => this.refuse(exchange, new BackendUnreachableError(route.backend.id, error));
     // 'ready' implies an address; without one there is nowhere to go, and a hang is worse than a 502.
     if (address === null) return failed(new Error('no published port is known'));
-    prepareHeaders(req.headers, route.headers, req.socket.remoteAddress, res === undefined);
+    prepareHeaders(req.headers, route.headers, exchange.client, res === undefined);
+    if (exchange.viaEdge) this.link?.learn(route);
     if (res) forwardHttp(req, res, { host: address.host, port: address.port, path, dispatcher: this.agent }, failed);
     else if (socket) tunnelUpgrade(req, socket, exchange.head ?? Buffer.alloc(0), { host: address.host, port: address.port, path }, failed);
   }

@@ -49,6 +49,8 @@ export interface TokenCacheOptions {
   logger: Logger;
   /** BERTH_PROXY_DOMAIN, if set. */
   domain: string | undefined;
+  /** Hears a backend whose phase or address changed (the nginx edge follows it). */
+  onChange?: (backend: BackendRoute) => void;
 }
 
 function phaseOf(status: BackendStatus, address: HostAddress | null): RoutePhase {
@@ -80,11 +82,13 @@ export class TokenCache {
   private readonly store: ProxyStore;
   private readonly logger: Logger;
   private readonly domain: string | undefined;
+  private readonly onChange: ((backend: BackendRoute) => void) | undefined;
 
   constructor(options: TokenCacheOptions) {
     this.store = options.store;
     this.logger = options.logger;
     this.domain = options.domain?.toLowerCase();
+    this.onChange = options.onChange;
   }
 
   start(): void {
@@ -205,12 +209,14 @@ export class TokenCache {
    * `waiting` or `ready` without a known port has it read from the database.
    */
   private advance(backend: BackendRoute, state: BackendRouteState, fromDatabase = false): void {
+    const { phase, address } = backend;
     if (state.statusId > backend.statusId) {
       backend.status = state.status;
       backend.statusId = state.statusId;
     }
     if (state.address !== null) backend.address = state.address;
     backend.phase = phaseOf(backend.status, backend.address);
+    if (backend.phase !== phase || backend.address !== address) this.onChange?.(backend);
     if (!fromDatabase && (backend.status === 'waiting' || backend.status === 'ready') && backend.address === null) this.refresh(backend);
     if (backend.phase !== 'pending') this.wake(backend);
   }

@@ -173,6 +173,7 @@ export class Berth {
     }
     if (this.role === 'proxy' || this.role === 'all') {
       const { ProxyServer } = await import('../proxy/proxy-server.ts');
+      const edge = this.config.proxyEdge;
       this.proxy = new ProxyServer({
         store: new DatabaseProxyStore(this.storage.db, this.deps.statusHub),
         logger: this.logger,
@@ -180,6 +181,7 @@ export class Berth {
         waitMs: this.config.proxyWaitMs,
         listenerLimits: this.config.listenerLimits,
         metrics: this.deps.metrics,
+        ...(edge ? { edge: { binary: (await import('../proxy/edge/nginx-process.ts')).findNginx(edge.binary), workers: edge.workers } } : {}),
       });
       await this.proxy.listen(this.config.proxyPort, this.config.bind);
       const proxy = this.proxy;

@@ -46,6 +46,13 @@ export interface BerthConfig {
   readonly sweepIntervalMs: number;
   /** How long the proxy holds a request for a backend that is not ready yet before answering 503. Default 30 s. */
   readonly proxyWaitMs: number;
+  /**
+   * BERTH_PROXY_EDGE=nginx: nginx (with its Lua module) serves the proxy port
+   * and forwards ready routes itself; BERTH_PROXY_NGINX names its binary,
+   * BERTH_PROXY_WORKERS its worker processes. Undefined (the default, "off"):
+   * berth's own proxy serves the port.
+   */
+  readonly proxyEdge: { readonly binary: string | undefined; readonly workers: number } | undefined;
   /** Deadlines and connection caps of both listeners (BERTH_HEADER_TIMEOUT_SECONDS, BERTH_IDLE_TIMEOUT_SECONDS, BERTH_MAX_CONNECTIONS, BERTH_MAX_CONNECTIONS_PER_CLIENT). */
   readonly listenerLimits: ListenerLimits;
   /** How long the logs of a terminated backend stay readable. Default 7 days. */
@@ -133,6 +140,9 @@ const ENV_SCHEMA = z.object({
   BERTH_BACKEND_RETENTION_SECONDS: seconds(7 * 24 * 3600),
   BERTH_PROXY_WAIT_SECONDS: seconds(30),
   BERTH_PROXY_LEASE_SECONDS: seconds(30),
+  BERTH_PROXY_EDGE: z.enum(['off', 'nginx']).default('off'),
+  BERTH_PROXY_NGINX: z.string().regex(/^\//, 'must be an absolute path').optional(),
+  BERTH_PROXY_WORKERS: z.coerce.number().int().min(1).max(64).default(1),
   BERTH_NODE_NAME: z
     .string()
     .regex(/^[A-Za-z0-9]([A-Za-z0-9._-]{0,62})$/, 'must be 1-63 letters, digits, ".", "_" or "-", starting with a letter or digit')
@@ -222,6 +232,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): BerthConfig {
     terminationGraceMs: e.BERTH_TERMINATION_GRACE_SECONDS * 1000,
     sweepIntervalMs: e.BERTH_SWEEP_INTERVAL_SECONDS * 1000,
     proxyWaitMs: e.BERTH_PROXY_WAIT_SECONDS * 1000,
+    proxyEdge: e.BERTH_PROXY_EDGE === 'nginx' ? Object.freeze({ binary: e.BERTH_PROXY_NGINX, workers: e.BERTH_PROXY_WORKERS }) : undefined,
     listenerLimits,
     logRetentionMs: e.BERTH_LOG_RETENTION_SECONDS * 1000,
     backendRetentionMs: e.BERTH_BACKEND_RETENTION_SECONDS * 1000,

@@ -26,6 +26,7 @@ describe('configuration', () => {
       logRetentionMs: 7 * 24 * 3600 * 1000,
       backendRetentionMs: 7 * 24 * 3600 * 1000,
       proxyWaitMs: 30_000,
+      proxyEdge: undefined,
       proxyLeaseMs: 30_000,
       nodeName: expect.any(String),
       nodeAddress: '127.0.0.1',
@@ -76,6 +77,12 @@ describe('configuration', () => {
     expect(loadConfig({ BERTH_API_PORT: '', DATABASE_URL: '' }).apiPort).toBe(8080);
   });
 
+  it('turns the nginx edge on with its binary and workers', () => {
+    expect(loadConfig({ BERTH_PROXY_EDGE: 'nginx' }).proxyEdge).toEqual({ binary: undefined, workers: 1 });
+    expect(loadConfig({ BERTH_PROXY_EDGE: 'nginx', BERTH_PROXY_NGINX: '/opt/nginx', BERTH_PROXY_WORKERS: '2' }).proxyEdge).toEqual({ binary: '/opt/nginx', workers: 2 });
+    expect(loadConfig({ BERTH_PROXY_EDGE: 'off', BERTH_PROXY_WORKERS: '2' }).proxyEdge).toBeUndefined();
+  });
+
   it('is frozen', () => {
     expect(Object.isFrozen(loadConfig({}))).toBe(true);
   });
@@ -93,6 +100,9 @@ describe('configuration', () => {
     ['BERTH_RATE_LIMIT', '0'],
     ['BERTH_LOG_LEVEL', 'loud'],
     ['BERTH_PROXY_WAIT_SECONDS', '0'],
+    ['BERTH_PROXY_EDGE', 'haproxy'],
+    ['BERTH_PROXY_NGINX', 'nginx'],
+    ['BERTH_PROXY_WORKERS', '0'],
   ])('names %s when its value %j is bad', (variable, value) => {
     let error: unknown;
     try {

@@ -7,44 +7,9 @@ import WebSocket from 'ws';
 import { apiClient, errorBodyMatching, type ApiClient } from './support/api.ts';
 import { createTestService, waitForStatus, waitUntil } from './support/backends.ts';
 import { ADMIN_TOKEN, TestBerth } from './support/berth.ts';
+import { parseExposition, scrape } from './support/metrics.ts';
 import { createTestDocker } from './support/docker.ts';
 import { ensureTestImage } from './support/test-image.ts';
-
-/** One sample line: `name{label="value",…} number`. */
-interface Sample {
-  name: string;
-  labels: Record<string, string>;
-  value: number;
-}
-
-/** Parses the text exposition format (version 0.0.4), checking each line's shape on the way. */
-function parseExposition(text: string): { samples: Sample[]; types: Map<string, string> } {
-  const samples: Sample[] = [];
-  const types = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('# HELP ')) continue;
-    const type = /^# TYPE (\S+) (counter|gauge|histogram|summary|untyped)$/.exec(line);
-    if (type) {
-      types.set(type[1]!, type[2]!);
-      continue;
-    }
-    const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match) throw new Error(`not an exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    for (const [, name, value] of (match[2] ?? '').matchAll(/([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"/g)) labels[name!] = value!;
-    samples.push({ name: match[1]!, labels, value: Number(match[3]) });
-  }
-  return { samples, types };
-}
-
-async function scrape(berth: TestBerth): Promise<(name: string, labels?: Record<string, string>) => number | undefined> {
-  const response = await fetch(`${berth.apiUrl}/metrics`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } });
-  expect(response.status).toBe(200);
-  expect(response.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
-  const { samples } = parseExposition(await response.text());
-  return (name, labels = {}) =>
-    samples.find((sample) => sample.name === name && Object.entries(labels).every(([key, value]) => sample.labels[key] === value))?.value;
-}
 
 describe('GET /metrics', () => {
   const docker = createTestDocker();
@@ -75,6 +40,7 @@ describe('GET /metrics', () => {
       berth_proxy_request_duration_seconds: 'histogram',
       berth_proxy_open_websockets: 'gauge',
       berth_proxy_activity_writes_total: 'counter',
+      berth_proxy_edge_requests_total: 'counter',
       berth_outage_errors_total: 'counter',
     });
   });

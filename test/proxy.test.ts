@@ -94,7 +94,17 @@ function closed(socket: WebSocket): Promise<number> {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
-describe.each(testDatabases())('proxy on $kind', (database) => {
+/**
+ * Each storage with berth's own proxy on the port, and PostgreSQL with the
+ * nginx edge in front of it (BERTH_PROXY_EDGE=nginx): every guarantee below
+ * holds for both.
+ */
+const variants = [
+  ...testDatabases().map((database) => ({ database, label: database.kind, edge: {} })),
+  { database: testDatabases().at(-1)!, label: `${testDatabases().at(-1)!.kind} behind the nginx edge`, edge: { BERTH_PROXY_EDGE: 'nginx' } },
+];
+
+describe.each(variants)('proxy on $label', ({ database, edge }) => {
   let berth: TestBerth;
   let api: ApiClient;
   const backends: string[] = [];
@@ -115,7 +125,7 @@ describe.each(testDatabases())('proxy on $kind', (database) => {
 
   beforeAll(async () => {
     await ensureTestImage(docker);
-    berth = await TestBerth.start({ database, env: { BERTH_SWEEP_INTERVAL_SECONDS: '1', BERTH_TERMINATION_GRACE_SECONDS: '2' } });
+    berth = await TestBerth.start({ database, env: { BERTH_SWEEP_INTERVAL_SECONDS: '1', BERTH_TERMINATION_GRACE_SECONDS: '2', ...edge } });
     api = await createTestService(berth, account);
   });
   afterAll(async () => {

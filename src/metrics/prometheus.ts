@@ -30,6 +30,7 @@ export class BerthMetrics implements ProxyMetrics {
   private readonly coldStarts: Histogram;
   private readonly proxyRequests: StatusClassHistogram;
   private readonly activityWrites: Counter<'result'>;
+  private readonly edgeRequests: Counter<'status_class'>;
   private readonly outages: Counter<'component'>;
   private readonly scheduledAt = new Map<string, number>();
   private openWebSockets: () => number = () => 0;
@@ -86,6 +87,12 @@ export class BerthMetrics implements ProxyMetrics {
       labelNames: ['result'],
       registers,
     });
+    this.edgeRequests = new Counter({
+      name: 'berth_proxy_edge_requests_total',
+      help: 'Requests and WebSockets the nginx edge (BERTH_PROXY_EDGE=nginx) forwarded itself, by status class; the rest are in berth_proxy_request_duration_seconds',
+      labelNames: ['status_class'],
+      registers,
+    });
     this.outages = new Counter({
       name: 'berth_outage_errors_total',
       help: 'API requests answered 503 because the database or the container engine was unreachable',
@@ -135,6 +142,10 @@ export class BerthMetrics implements ProxyMetrics {
 
   observeRequest(statusClass: number, seconds: number): void {
     this.proxyRequests.observe(statusClass, seconds);
+  }
+
+  countEdgeRequests(statusClass: number, count: number): void {
+    this.edgeRequests.inc({ status_class: `${statusClass}xx` }, count);
   }
 
   observeActivityWrite(failed: boolean): void {

@@ -1,0 +1,152 @@
+// BERTH_PROXY_EDGE=nginx: nginx serves the proxy port and forwards ready
+// routes itself. What the shared proxy suite (test/proxy.test.ts) cannot see
+// from outside is checked here: that the edge really forwards alone once it
+// has learned a route, that nothing a client sends can pass for the edge,
+// and that nginx lives and dies with berth.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import http from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NginxEdge } from '../proxy/edge/nginx-process.ts';
+import type { ApiClient } from './support/api.ts';
+import { createTestService, waitForStatus, waitUntil } from './support/backends.ts';
+import { ADMIN_TOKEN, freePort, TestBerth } from './support/berth.ts';
+import { BerthProcess } from './support/berth-process.ts';
+import { testDatabases } from './support/databases.ts';
+import { createTestDocker } from './support/docker.ts';
+import { scrape } from './support/metrics.ts';
+import { ensureTestImage } from './support/test-image.ts';
+
+const docker = createTestDocker();
+const EDGE = { BERTH_PROXY_EDGE: 'nginx' };
+
+interface Echo {
+  url: string;
+  headers: Record<string, string>;
+}
+
+/** GET with headers exactly as given (fetch would add and merge some). */
+function get(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
+  const url = new URL(base);
+  return new Promise((resolve, reject) => {
+    const req = http.request({ host: url.hostname, port: url.port, path, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({ status: res.statusCode ?? 0, json: res.headers['content-type']?.startsWith('application/json') && text ? JSON.parse(text) : undefined });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The nginx edge inside a running berth: a test reaches in for its pid, nothing else. */
+function edgeOf(berth: TestBerth): NginxEdge {
+  return (berth.berth as unknown as { proxy: { edge: NginxEdge } }).proxy.edge;
+}
+
+describe('the nginx edge', () => {
+  let berth: TestBerth;
+  let api: ApiClient;
+  const backends: string[] = [];
+
+  async function connectReady(body: Record<string, unknown> = {}): Promise<{ backend_id: string; url: string }> {
+    const response = await api.post<{ backend_id: string; url: string }>('/v2/service/edged/echo/connect', body);
+    expect(response.status).toBe(200);
+    backends.push(response.body.backend_id);
+    await waitForStatus(api, response.body.backend_id, 'ready');
+    return response.body;
+  }
+
+  /** Requests answered by the edge alone, and by berth's proxy process, so far (both reported once a second). */
+  async function served(): Promise<{ edge: number; berth: number; failedActivityWrites: number }> {
+    const metrics = await scrape(berth);
+    return {
+      edge: metrics('berth_proxy_edge_requests_total', { status_class: '2xx' }) ?? 0,
+      berth: metrics('berth_proxy_request_duration_seconds_count', { status_class: '2xx' }) ?? 0,
+      // The edge's activity is read before each write: a failed read fails the write.
+      failedActivityWrites: metrics('berth_proxy_activity_writes_total', { result: 'error' }) ?? 0,
+    };
+  }
+
+  beforeAll(async () => {
+    await ensureTestImage(docker);
+    berth = await TestBerth.start({ database: testDatabases().at(-1)!, env: EDGE });
+    api = await createTestService(berth, 'edged');
+  });
+  afterAll(async () => {
+    await berth?.stop();
+    await Promise.all(backends.map((id) => docker.getContainer(`berth-${id}`).remove({ force: true }).catch(() => undefined)));
+  });
+
+  it('forwards a route it has learned by itself: berth’s proxy sees only the first request', async () => {
+    const connection = await connectReady({ user: 'ada' });
+    const path = new URL(connection.url).pathname;
+    const first = await get(berth.proxyUrl, path);
+    expect(first.status).toBe(200);
+    const before = await served();
+    // The route reaches nginx within a turn of berth's event loop and one local request.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (let i = 0; i < 20; i++) {
+      const response = await get(berth.proxyUrl, `${path}n/${i}`);
+      expect(response.json as Echo).toMatchObject({ url: `/n/${i}`, headers: { 'x-verified-username': 'ada', 'x-verified-backend': connection.backend_id } });
+    }
+    await waitUntil(async () => (await served()).edge >= before.edge + 20, 10_000, 'the edge to report its requests');
+    expect(await served()).toMatchObject({ berth: before.berth, failedActivityWrites: 0 });
+  });
+
+  it('takes nothing a client sends for the edge’s word, on either path', async () => {
+    const forged = { 'X-Berth-Edge': 'guess 6.6.6.6', 'X-Forwarded-For': '1.2.3.4', Connection: 'x-drop', 'X-Drop': '1' };
+    // A fresh token: its first request goes through berth's proxy, the later ones through nginx alone.
+    const connection = await connectReady();
+    const path = new URL(connection.url).pathname;
+    const throughBerth = (await get(berth.proxyUrl, path, forged)).json as Echo;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const throughEdge = (await get(berth.proxyUrl, path, forged)).json as Echo;
+    for (const echo of [throughBerth, throughEdge]) {
+      expect(echo.headers['x-forwarded-for']).toBe('1.2.3.4, 127.0.0.1');
+      expect(echo.headers['x-berth-edge']).toBeUndefined();
+      expect(echo.headers['x-drop']).toBeUndefined();
+      expect(echo.headers['x-verified-backend']).toBe(connection.backend_id);
+    }
+  });
+
+  it('starts nginx again when it dies, and learns its routes again', async () => {
+    const connection = await connectReady();
+    const path = new URL(connection.url).pathname;
+    expect((await get(berth.proxyUrl, path)).status).toBe(200);
+    const pid = Number(await readFile(`${edgeOf(berth).prefixDir}/nginx.pid`, 'utf8'));
+    process.kill(pid, 'SIGKILL');
+    // Its workers outlive a killed master; berth clears them and starts nginx afresh.
+    await waitUntil(async () => (await get(berth.proxyUrl, path).catch(() => undefined))?.status === 200, 20_000, 'the edge to serve again');
+    const restarted = Number(await readFile(`${edgeOf(berth).prefixDir}/nginx.pid`, 'utf8'));
+    expect(restarted).not.toBe(pid);
+    const before = await served();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    for (let i = 0; i < 5; i++) expect((await get(berth.proxyUrl, path)).status).toBe(200);
+    await waitUntil(async () => (await served()).edge >= before.edge + 5, 10_000, 'the new edge to forward alone');
+  });
+});
+
+describe('the nginx edge of a berth process', () => {
+  let berthProcess: BerthProcess | undefined;
+  let dataDir = '';
+  afterAll(async () => {
+    await berthProcess?.stop();
+    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('goes with berth: a berth killed outright leaves no nginx serving its port', async () => {
+    const [apiPort, proxyPort] = await Promise.all([freePort(), freePort()]);
+    dataDir = await mkdtemp(join(tmpdir(), 'berth-edge-killed-'));
+    const env = { ...EDGE, BERTH_DATA_DIR: dataDir, BERTH_ADMIN_TOKEN: ADMIN_TOKEN, BERTH_API_PORT: String(apiPort), BERTH_PROXY_PORT: String(proxyPort) };
+    berthProcess = await BerthProcess.start('all', env);
+    const proxyUrl = `http://127.0.0.1:${proxyPort}`;
+    await waitUntil(async () => (await get(proxyUrl, '/noSuchToken_0123456789/').catch(() => undefined))?.status === 404, 60_000, 'the edge to serve');
+    await berthProcess.kill();
+    await waitUntil(async () => (await get(proxyUrl, '/noSuchToken_0123456789/').catch(() => undefined)) === undefined, 10_000, 'nginx to go');
+  });
+});
