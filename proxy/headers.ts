@@ -2,6 +2,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 
 const VERIFIED_PREFIX = 'x-verified-';
 
+/** Every header berth sets on a proxied request (verifiedHeaders below sets those it has values for). */
+export const VERIFIED_HEADER_NAMES = ['x-verified-username', 'x-verified-user-data', 'x-verified-secret', 'x-verified-backend'] as const;
+
 /** Name/value pairs set on every request of one token; computed once, when the token is cached. */
 export type VerifiedHeaders = ReadonlyArray<readonly [name: string, value: string]>;
 

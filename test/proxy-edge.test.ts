@@ -3,7 +3,7 @@
 // from outside is checked here: that the edge really forwards alone once it
 // has learned a route, that nothing a client sends can pass for the edge,
 // and that nginx lives and dies with berth.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import http from 'node:http';
@@ -114,6 +114,18 @@ describe('the nginx edge', () => {
     }
   });
 
+  it('leaves a token with an empty user to berth’s proxy, which sends the header empty as without the edge', async () => {
+    const connection = await connectReady({ user: '' });
+    const path = new URL(connection.url).pathname;
+    const before = await served();
+    for (let i = 0; i < 3; i++) {
+      const echo = (await get(berth.proxyUrl, path)).json as Echo;
+      expect(echo.headers['x-verified-username']).toBe('');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await waitUntil(async () => (await served()).berth >= before.berth + 3, 10_000, 'berth’s proxy to count the requests');
+  });
+
   it('starts nginx again when it dies, and learns its routes again', async () => {
     const connection = await connectReady();
     const path = new URL(connection.url).pathname;
@@ -142,11 +154,16 @@ describe('the nginx edge of a berth process', () => {
   it('goes with berth: a berth killed outright leaves no nginx serving its port', async () => {
     const [apiPort, proxyPort] = await Promise.all([freePort(), freePort()]);
     dataDir = await mkdtemp(join(tmpdir(), 'berth-edge-killed-'));
-    const env = { ...EDGE, BERTH_DATA_DIR: dataDir, BERTH_ADMIN_TOKEN: ADMIN_TOKEN, BERTH_API_PORT: String(apiPort), BERTH_PROXY_PORT: String(proxyPort) };
+    // Its own TMPDIR, where the edge's prefix goes: this test's alone to look at.
+    const env = { ...EDGE, TMPDIR: dataDir, BERTH_DATA_DIR: join(dataDir, 'data'), BERTH_ADMIN_TOKEN: ADMIN_TOKEN, BERTH_API_PORT: String(apiPort), BERTH_PROXY_PORT: String(proxyPort) };
     berthProcess = await BerthProcess.start('all', env);
     const proxyUrl = `http://127.0.0.1:${proxyPort}`;
     await waitUntil(async () => (await get(proxyUrl, '/noSuchToken_0123456789/').catch(() => undefined))?.status === 404, 60_000, 'the edge to serve');
+    const prefixes = async () => (await readdir(dataDir)).filter((name) => name.startsWith('berth-edge-'));
+    expect(await prefixes()).toHaveLength(1);
     await berthProcess.kill();
     await waitUntil(async () => (await get(proxyUrl, '/noSuchToken_0123456789/').catch(() => undefined)) === undefined, 10_000, 'nginx to go');
+    // …and its temporary prefix with it.
+    await waitUntil(async () => (await prefixes()).length === 0, 10_000, 'the edge’s prefix to be removed');
   });
 });

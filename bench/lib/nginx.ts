@@ -39,7 +39,16 @@ export function nginxVersion(binary: string): string {
 }
 
 /** Starts nginx in front of 127.0.0.1:`upstreamPort` and waits until `checkPath` answers 200 through it. */
-export async function startNginx(binary: string, options: { upstreamPort: number; workers: string; checkPath: string }): Promise<Nginx> {
+export async function startNginx(
+  binary: string,
+  options: {
+    upstreamPort: number;
+    workers: string;
+    checkPath: string;
+    /** Set on every request (and X-Forwarded-For appended), as a proxy that verifies its clients would: the app then does the same work behind both. */
+    headers?: Record<string, string>;
+  },
+): Promise<Nginx> {
   const dir = await mkdtemp(join(tmpdir(), 'berth-bench-nginx-'));
   // Workers run as nobody when the master is root; let them reach the temp paths.
   await chmod(dir, 0o755);
@@ -70,7 +79,9 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Host $http_host;
       proxy_set_header Upgrade $http_upgrade;
-      proxy_set_header Connection $connection_upgrade;
+      proxy_set_header Connection $connection_upgrade;${Object.entries(options.headers ?? {})
+        .map(([name, value]) => `\n      proxy_set_header ${name} "${value}";`)
+        .join('')}${options.headers ? '\n      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;' : ''}
     }
   }
 }

@@ -33,6 +33,11 @@ export function childrenOf(pid: number): number[] {
   }
 }
 
+/** Children, their children and so on (berth → the shell → nginx's master → its workers). */
+export function descendantsOf(pid: number): number[] {
+  return childrenOf(pid).flatMap((child) => [child, ...descendantsOf(child)]);
+}
+
 /** Docker's userland proxy for a published 127.0.0.1 port, if the engine uses one. */
 export function dockerProxyPid(hostPort: number): number | undefined {
   for (const entry of readdirSync('/proc')) {

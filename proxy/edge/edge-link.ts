@@ -27,6 +27,8 @@ export class EdgeLink {
 
   /** A request for this route reached berth's proxy through the edge and is forwarded: the edge takes the next ones. */
   learn(route: TokenRoute): void {
+    // nginx sends no header whose value is empty, and berth's proxy sends it empty (a connect's `user: ""`): such a token stays with berth's proxy.
+    if (route.headers.some(([, value]) => value === '')) return;
     const backend = route.backend;
     const fields = [backend.id, backend.host ?? ''];
     for (const [name, value] of route.headers) fields.push(name, value);

@@ -1,5 +1,9 @@
 import type { ListenerLimits } from '../../src/core/listener-guard.ts';
-import { ACTIVITY_LUA, BALANCER_LUA, errorLua, LOG_LUA, ROUTES_LUA, routeLua } from './edge-lua.ts';
+import { VERIFIED_HEADER_NAMES } from '../headers.ts';
+import { ACTIVITY_LUA, BALANCER_LUA, errorLua, INIT_WORKER_LUA, LOG_LUA, ROUTES_LUA, routeLua } from './edge-lua.ts';
+
+/** The nginx variable the route's Lua sets for a header: x-verified-username → berth_x_verified_username. */
+const headerVariable = (name: string) => `berth_${name.replaceAll('-', '_')}`;
 
 export interface EdgeConfOptions {
   /** nginx's prefix: temp paths, pid, error log and the admin socket live here. */
@@ -34,7 +38,10 @@ const block = (lua: string) => `{${lua}}`;
  */
 export function renderEdgeConf(o: EdgeConfOptions): string {
   const listen = o.host.includes(':') ? `[${o.host}]:${o.port}` : `${o.host}:${o.port}`;
-  const connections = Math.max(1024, o.limits.maxConnections * 2 + 64);
+  // BERTH_MAX_CONNECTIONS clients, each with a connection to its backend, and room for the pools.
+  // (nginx's limit_conn would cap connections per client too, but counts every request under a
+  // shared lock: 5–10 % of the edge's throughput. The edge leaves that cap out; docs/security.md.)
+  const connections = o.limits.maxConnections * 2 + 512;
   return `# Written by berth at start (proxy/edge/nginx-conf.ts); rewritten at every start.
 ${o.modules.map((path) => `load_module ${path};`).join('\n')}
 worker_processes ${o.workers};
@@ -53,6 +60,7 @@ http {
   lua_shared_dict tokens 64m;
   lua_shared_dict backends 8m;
   lua_shared_dict activity 8m;
+  init_worker_by_lua_block ${block(INIT_WORKER_LUA)}
 
   # What berth's own listener allows (src/core/listener-guard.ts), in nginx's terms.
   client_header_timeout ${seconds(o.limits.headerTimeoutMs)};
@@ -64,10 +72,6 @@ http {
   client_max_body_size 0;
   underscores_in_headers on;
   merge_slashes off;
-  map $host $berth_listener { default all; }
-  limit_conn_zone $berth_listener zone=berth_total:1m;
-  limit_conn_zone $binary_remote_addr zone=berth_client:10m;
-  limit_conn_status 503;
 
   map $http_upgrade $berth_connection { default upgrade; '' ''; }
 
@@ -85,10 +89,9 @@ http {
 
   server {
     listen ${listen} backlog=4096;
-    limit_conn berth_total ${o.limits.maxConnections};
-    limit_conn berth_client ${o.limits.maxConnectionsPerClient};
     set $berth_backend '';
     set $berth_path '';
+${VERIFIED_HEADER_NAMES.map((name) => `    set $${headerVariable(name)} '';`).join('\n')}
     proxy_http_version 1.1;
     proxy_buffering off;
     proxy_request_buffering off;
@@ -108,6 +111,11 @@ http {
       proxy_set_header Connection $berth_connection;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Berth-Edge '';
+      # Hop-by-hop headers of the client's connection (those its Connection header names go in Lua).
+      proxy_set_header Keep-Alive '';
+      proxy_set_header Proxy-Connection '';
+      # Set from the token's route; one left empty is not sent, and the client's of that name never is.
+${VERIFIED_HEADER_NAMES.map((name) => `      proxy_set_header ${name} $${headerVariable(name)};`).join('\n')}
       # A backend that does not answer: berth's proxy tries once more, and answers 502 or 410 as it would.
       error_page 502 = @berth;
     }
@@ -123,11 +131,6 @@ http {
     }
     location @berth_down {
       content_by_lua_block ${block(errorLua(503, 'unavailable_error', 'proxy_unavailable', 'the proxy could not look up this connection token; retry later'))}
-    }
-    # limit_conn's answer.
-    error_page 503 = @refused;
-    location @refused {
-      content_by_lua_block ${block(errorLua(503, 'unavailable_error', 'too_many_connections', 'this listener holds as many connections as it allows; retry later'))}
     }
   }
 

@@ -95,8 +95,11 @@ export class NginxEdge {
     await rm(join(this.prefix, 'admin.sock'), { force: true });
     const args = ['-p', `${this.prefix}/`, '-e', join(this.prefix, 'error.log'), '-c', join(this.prefix, 'nginx.conf'), '-g', 'daemon off;'];
     // nginx outlives a parent that dies, and would go on serving stale routes on berth's port. The shell
-    // between them stops nginx once its stdin, a pipe from berth, closes: at stop, or when berth dies.
-    const child = spawn('sh', ['-c', 'exec 3<&0; "$0" "$@" & n=$!; (read _ <&3; kill -TERM $n 2>/dev/null) & wait $n', this.options.binary, ...args], {
+    // between them stops nginx once its stdin, a pipe from berth, closes (at stop, or when berth dies),
+    // then removes the prefix, which a berth killed outright cannot do.
+    const watch = 'read _ <&3; kill -TERM $n 2>/dev/null; while kill -0 $n 2>/dev/null; do sleep 0.1; done; rm -rf "$BERTH_EDGE_PREFIX"';
+    const child = spawn('sh', ['-c', `exec 3<&0; "$0" "$@" & n=$!; (${watch}) & wait $n`, this.options.binary, ...args], {
+      env: { ...process.env, BERTH_EDGE_PREFIX: this.prefix },
       stdio: ['pipe', 'ignore', 'pipe'],
       // Its own process group: whatever of nginx outlives its master (workers do) is killed with the group.
       detached: true,
@@ -108,7 +111,7 @@ export class NginxEdge {
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.once('error', (error) => (output += String(error)));
     child.once('exit', (code, signal) => {
-      child.stdin?.end();
+      // The watcher goes with the group, before it could remove the prefix a restart needs.
       killGroup(child);
       if (this.child === child) this.child = undefined;
       if (this.stopped) return;
