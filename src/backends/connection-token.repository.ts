@@ -73,37 +73,14 @@ function isDeadlock(error: unknown): boolean {
 
 async function joinHeldKeysOnce(db: Kysely<Database>, requests: readonly HeldKeyRequest[], at: Date): Promise<HeldKeyJoin[]> {
   const rows = requests.map((request) => connectionTokenRow({ ...request.token, backend_id: '' }));
-  // One array per column, unnested side by side (`with ordinality` numbers the requests from 1).
+  // The statement lives in the database (migration 0010), where its plan is kept between calls.
   const { rows: found } = await sql<{ n: number; api_token_live: boolean; id: string | null; status: BackendStatus | null; secret_token: string | null }>`
-    with request as (
-      select * from unnest(
-        ${requests.map((r) => r.apiTokenId)}::text[], ${requests.map((r) => r.accountName)}::text[],
-        ${requests.map((r) => r.serviceName)}::text[], ${requests.map((r) => r.key)}::text[],
-        ${rows.map((r) => r.token_hash)}::text[], ${rows.map((r) => r.username)}::text[], ${rows.map((r) => r.auth)}::text[]
-      ) with ordinality as r(api_token_id, account_name, service_name, key, token_hash, username, auth, n)
-    ),
-    checked as (
-      select request.*, (request.api_token_id is null or exists (select 1 from api_tokens t where t.id = request.api_token_id)) as live
-      from request
-    ),
-    held as (
-      select checked.n, checked.live, checked.token_hash, checked.username, checked.auth, b.id, b.status, b.secret_token
-      from checked left join backends b
-        on checked.live and b.account_name = checked.account_name and b.service_name = checked.service_name and b.key = checked.key
-        and b.status not in ('terminating', 'hard-terminating', 'terminated')
-    ),
-    minted as (
-      insert into connection_tokens (token_hash, backend_id, username, auth)
-      select token_hash, id, username, auth::jsonb from held where id is not null
-    ),
-    touched as (
-      update backends set last_activity_at = ${at}
-      where id in (
-        select b.id from backends b where b.id in (select id from held)
-          and b.last_activity_at < ${new Date(at.getTime() - TOUCH_GRANULARITY_MS)} for no key update of b skip locked
-      )
-    )
-    select n::int as n, live as api_token_live, id, status, secret_token from held order by n`.execute(db);
+    select n, api_token_live, id, status, secret_token from berth_join_held_keys(
+      ${requests.map((r) => r.apiTokenId)}::text[], ${requests.map((r) => r.accountName)}::text[],
+      ${requests.map((r) => r.serviceName)}::text[], ${requests.map((r) => r.key)}::text[],
+      ${rows.map((r) => r.token_hash)}::text[], ${rows.map((r) => r.username)}::text[], ${rows.map((r) => r.auth)}::text[],
+      ${at}, ${new Date(at.getTime() - TOUCH_GRANULARITY_MS)}
+    )`.execute(db);
   if (found.length !== requests.length) throw new Error(`joinHeldKeys: ${requests.length} requests, ${found.length} answers`);
   return found.map((row) => ({
     apiTokenLive: row.api_token_live,

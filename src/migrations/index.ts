@@ -8,6 +8,7 @@ import * as tokenHashes from './0006-token-hashes.ts';
 import * as nodes from './0007-nodes.ts';
 import * as nodeImages from './0008-node-images-and-metrics-watches.ts';
 import * as warmPools from './0009-warm-pools.ts';
+import * as heldKeyFunction from './0010-held-key-function.ts';
 
 /** Every migration, in order. A static list so that no file-system scan is needed at start. */
 export const MIGRATIONS: Record<string, Migration> = {
@@ -20,4 +21,5 @@ export const MIGRATIONS: Record<string, Migration> = {
   '0007-nodes': nodes,
   '0008-node-images-and-metrics-watches': nodeImages,
   '0009-warm-pools': warmPools,
+  '0010-held-key-function': heldKeyFunction,
 };
