@@ -18,8 +18,11 @@
  * opening is bounded by BENCH_SECONDS.
  *
  * Tunables: BENCH_WS_SOCKETS (10000), BENCH_WS_BACKENDS (4), BENCH_WS_BATCH (250),
- * BENCH_WS_IDLE (30 s: V8 gives memory back once allocation has been quiet a while), BENCH_SECONDS (180).
+ * BENCH_WS_IDLE (30 s: V8 gives memory back once allocation has been quiet a while), BENCH_SECONDS (180),
+ * BENCH_WS_EDGE (0; 1: the proxy process runs with BERTH_PROXY_EDGE=nginx, and the memory printed is
+ * that of the proxy process with its nginx, and of nginx's worker alone, which then holds the sockets).
  */
+import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { createPostgresDatabase } from '../test/support/databases.ts';
@@ -31,12 +34,14 @@ import { handleInterrupt } from './lib/interrupt.ts';
 import { dockerVersion, loadavg, machine } from './lib/machine.ts';
 import { fmt, printTable, reportProblems } from './lib/markdown.ts';
 import { intOption } from './lib/options.ts';
+import { descendantsOf, rssOf } from './lib/proc.ts';
 
 const WANTED = intOption('BENCH_WS_SOCKETS', 10_000);
 const BACKENDS = intOption('BENCH_WS_BACKENDS', 4);
 const BATCH = intOption('BENCH_WS_BATCH', 250);
 const IDLE_SECONDS = intOption('BENCH_WS_IDLE', 30);
 const SECONDS = intOption('BENCH_SECONDS', 180);
+const EDGE = intOption('BENCH_WS_EDGE', 0) === 1;
 const GOAL_MIB = 150;
 const interrupted = handleInterrupt('run');
 
@@ -67,7 +72,7 @@ const problems: string[] = [];
 const sockets: WebSocket[] = [];
 let failures = 0;
 let firstFailure = '';
-const memory: Array<[string, number]> = [];
+const memory: Array<[string, number[]]> = [];
 let openedInMs = NaN;
 
 // Two descriptors per proxied socket, and room for the rest.
@@ -78,8 +83,19 @@ const proxy = await BerthChild.start({
   role: 'proxy',
   databaseUrl,
   fileLimit: WANTED * 2 + 4096,
-  env: { BERTH_MAX_CONNECTIONS: String(WANTED + 1000), BERTH_MAX_CONNECTIONS_PER_CLIENT: String(WANTED + 1000) },
+  env: {
+    BERTH_MAX_CONNECTIONS: String(WANTED + 1000),
+    BERTH_MAX_CONNECTIONS_PER_CLIENT: String(WANTED + 1000),
+    ...(EDGE ? { BERTH_PROXY_EDGE: 'nginx' } : {}),
+  },
 });
+/** The proxy process's RSS; with the edge, its whole tree (the shell, nginx's master and worker) and the worker alone. */
+const rss = (): number[] => {
+  if (!EDGE) return [proxy.rssBytes()];
+  const tree = [proxy.pid, ...descendantsOf(proxy.pid)];
+  const workers = tree.filter((pid) => readFileSync(`/proc/${pid}/cmdline`, 'utf8').startsWith('nginx: worker'));
+  return [tree.reduce((sum, pid) => sum + rssOf(pid), 0), workers.reduce((sum, pid) => sum + rssOf(pid), 0)];
+};
 const fileLimit = proxy.fileLimit();
 const SOCKETS = Math.min(WANTED, Math.floor((fileLimit - 1024) / 2));
 if (SOCKETS < WANTED) console.error(`the proxy's open-files limit is ${fileLimit}: ${SOCKETS} sockets fit, not ${WANTED}`);
@@ -99,7 +115,7 @@ try {
     urls.push(`${proxy.proxyUrl.replace(/^http/, 'ws')}${url.pathname.replace(/\/$/, '')}/ws`);
   }
   await sleep(2000);
-  memory.push(['before any socket', proxy.rssBytes()]);
+  memory.push(['before any socket', rss()]);
   const deadline = Date.now() + SECONDS * 1000;
   const started = performance.now();
   while (sockets.length + failures < SOCKETS && Date.now() < deadline && !interrupted()) {
@@ -115,9 +131,9 @@ try {
     }
   }
   openedInMs = performance.now() - started;
-  memory.push([`${sockets.length} sockets open`, proxy.rssBytes()]);
+  memory.push([`${sockets.length} sockets open`, rss()]);
   await sleep(IDLE_SECONDS * 1000);
-  memory.push([`after ${IDLE_SECONDS} s idle`, proxy.rssBytes()]);
+  memory.push([`after ${IDLE_SECONDS} s idle`, rss()]);
   const closedBefore = sockets.filter((socket) => socket.readyState !== WebSocket.OPEN).length;
   if (closedBefore > 0) problems.push(`${closedBefore} socket(s) closed while idle`);
   if (failures > 0) problems.push(`${failures} of ${SOCKETS} sockets failed to open; first: ${firstFailure}`);
@@ -140,15 +156,15 @@ console.log(`${BACKENDS} backends, batches of ${BATCH}, ${IDLE_SECONDS} s idle; 
 if (SOCKETS < WANTED) console.log(`${WANTED} sockets need ${WANTED * 2} descriptors in the proxy; its limit (${fileLimit}, not raisable here) fits ${SOCKETS}`);
 console.log('```\n');
 printTable(
-  ['moment', 'proxy process RSS MiB'],
-  'lr',
-  memory.map(([moment, bytes]) => [moment, fmt(mib(bytes), 1)]),
+  EDGE ? ['moment', 'proxy process + nginx RSS MiB', 'nginx worker RSS MiB'] : ['moment', 'proxy process RSS MiB'],
+  EDGE ? 'lrr' : 'lr',
+  memory.map(([moment, bytes]) => [moment, ...bytes.map((each) => fmt(mib(each), 1))]),
 );
 const [before, , after] = memory;
 if (before && after && sockets.length > 0) {
   console.log(
     `\n${sockets.length} sockets opened in ${fmt(openedInMs / 1000, 1)} s; ` +
-      `${fmt((after[1] - before[1]) / sockets.length / 1024, 1)} KiB of the proxy's memory per socket; goal: under ${GOAL_MIB} MiB with ${WANTED} open`,
+      `${fmt((after[1][0]! - before[1][0]!) / sockets.length / 1024, 1)} KiB of the proxy's memory per socket; goal: under ${GOAL_MIB} MiB with ${WANTED} open`,
   );
 }
 process.exitCode = reportProblems(problems, interrupted());

@@ -72,6 +72,19 @@ describe('the nginx edge', () => {
     };
   }
 
+  /** Sends requests until the edge reports one it answered itself: the route has reached nginx. */
+  async function untilLearned(path: string): Promise<void> {
+    const start = (await served()).edge;
+    await waitUntil(
+      async () => {
+        expect((await get(berth.proxyUrl, path)).status).toBe(200);
+        return (await served()).edge > start;
+      },
+      15_000,
+      'the edge to learn the route',
+    );
+  }
+
   beforeAll(async () => {
     await ensureTestImage(docker);
     berth = await TestBerth.start({ database: testDatabases().at(-1)!, env: EDGE });
@@ -85,11 +98,8 @@ describe('the nginx edge', () => {
   it('forwards a route it has learned by itself: berth’s proxy sees only the first request', async () => {
     const connection = await connectReady({ user: 'ada' });
     const path = new URL(connection.url).pathname;
-    const first = await get(berth.proxyUrl, path);
-    expect(first.status).toBe(200);
+    await untilLearned(path);
     const before = await served();
-    // The route reaches nginx within a turn of berth's event loop and one local request.
-    await new Promise((resolve) => setTimeout(resolve, 200));
     for (let i = 0; i < 20; i++) {
       const response = await get(berth.proxyUrl, `${path}n/${i}`);
       expect(response.json as Echo).toMatchObject({ url: `/n/${i}`, headers: { 'x-verified-username': 'ada', 'x-verified-backend': connection.backend_id } });
@@ -104,7 +114,7 @@ describe('the nginx edge', () => {
     const connection = await connectReady();
     const path = new URL(connection.url).pathname;
     const throughBerth = (await get(berth.proxyUrl, path, forged)).json as Echo;
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await untilLearned(path);
     const throughEdge = (await get(berth.proxyUrl, path, forged)).json as Echo;
     for (const echo of [throughBerth, throughEdge]) {
       expect(echo.headers['x-forwarded-for']).toBe('1.2.3.4, 127.0.0.1');
@@ -132,14 +142,15 @@ describe('the nginx edge', () => {
     expect((await get(berth.proxyUrl, path)).status).toBe(200);
     const pid = Number(await readFile(`${edgeOf(berth).prefixDir}/nginx.pid`, 'utf8'));
     process.kill(pid, 'SIGKILL');
-    // Its workers outlive a killed master; berth clears them and starts nginx afresh.
+    // Its workers outlive a killed master (and serve meanwhile); berth clears them and starts nginx afresh.
+    const restarted = async () => Number(await readFile(`${edgeOf(berth).prefixDir}/nginx.pid`, 'utf8').catch(() => '0'));
+    await waitUntil(async () => ![0, pid].includes(await restarted()), 20_000, 'a new nginx');
     await waitUntil(async () => (await get(berth.proxyUrl, path).catch(() => undefined))?.status === 200, 20_000, 'the edge to serve again');
-    const restarted = Number(await readFile(`${edgeOf(berth).prefixDir}/nginx.pid`, 'utf8'));
-    expect(restarted).not.toBe(pid);
+    await untilLearned(path);
     const before = await served();
-    await new Promise((resolve) => setTimeout(resolve, 200));
     for (let i = 0; i < 5; i++) expect((await get(berth.proxyUrl, path)).status).toBe(200);
     await waitUntil(async () => (await served()).edge >= before.edge + 5, 10_000, 'the new edge to forward alone');
+    expect((await served()).berth).toBe(before.berth);
   });
 });
 

@@ -38,6 +38,16 @@ export function descendantsOf(pid: number): number[] {
   return childrenOf(pid).flatMap((child) => [child, ...descendantsOf(child)]);
 }
 
+/** Resident memory of a process in bytes (0 once it is gone). */
+export function rssOf(pid: number): number {
+  try {
+    const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((entry) => entry.startsWith('VmRSS:'));
+    return Number(/(\d+)/.exec(line ?? '')?.[1] ?? 0) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
 /** Docker's userland proxy for a published 127.0.0.1 port, if the engine uses one. */
 export function dockerProxyPid(hostPort: number): number | undefined {
   for (const entry of readdirSync('/proc')) {
