@@ -3,6 +3,9 @@ import type { Client } from 'undici';
 import type { Logger } from '../../src/core/logger.ts';
 import type { BackendRoute, TokenRoute } from '../token-cache.ts';
 
+/** A stuck nginx must not stall the activity report that waits on it. */
+const ADMIN_TIMEOUTS = { headersTimeout: 2_000, bodyTimeout: 2_000 };
+
 /**
  * berth's proxy process → the nginx edge: the routes it may forward alone
  * (written in batches, one request per turn of the event loop) and, once a
@@ -50,7 +53,7 @@ export class EdgeLink {
 
   /** Backends the edge saw a request or socket for since the last call, with the number still open. */
   async activity(): Promise<ReadonlyMap<string, number>> {
-    const res = await this.admin.request({ method: 'GET', path: '/activity', headers: { 'x-berth-edge': this.secret } });
+    const res = await this.admin.request({ method: 'GET', path: '/activity', headers: { 'x-berth-edge': this.secret }, ...ADMIN_TIMEOUTS });
     const text = await res.body.text();
     if (res.statusCode !== 200) throw new Error(`the nginx edge answered ${res.statusCode} for its activity`);
     const seen = new Map<string, number>();
@@ -77,7 +80,13 @@ export class EdgeLink {
     this.pending = [];
     try {
       // Header values are bytes as Node writes them: one latin1 character per byte.
-      const res = await this.admin.request({ method: 'POST', path: '/routes', headers: { 'x-berth-edge': this.secret }, body: Buffer.from(lines.join('\n'), 'latin1') });
+      const res = await this.admin.request({
+        method: 'POST',
+        path: '/routes',
+        headers: { 'x-berth-edge': this.secret },
+        body: Buffer.from(lines.join('\n'), 'latin1'),
+        ...ADMIN_TIMEOUTS,
+      });
       await res.body.dump();
       if (res.statusCode !== 204) throw new Error(`the nginx edge answered ${res.statusCode}`);
     } catch (error) {
