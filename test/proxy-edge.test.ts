@@ -6,9 +6,12 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NginxEdge } from '../proxy/edge/nginx-process.ts';
+import net from 'node:net';
+import { findNginx, NginxEdge } from '../proxy/edge/nginx-process.ts';
+import { createLogger } from '../src/core/logger.ts';
 import type { ApiClient } from './support/api.ts';
 import { createTestService, waitForStatus, waitUntil } from './support/backends.ts';
 import { ADMIN_TOKEN, freePort, TestBerth } from './support/berth.ts';
@@ -151,6 +154,34 @@ describe('the nginx edge', () => {
     for (let i = 0; i < 5; i++) expect((await get(berth.proxyUrl, path)).status).toBe(200);
     await waitUntil(async () => (await served()).edge >= before.edge + 5, 10_000, 'the new edge to forward alone');
     expect((await served()).berth).toBe(before.berth);
+  });
+});
+
+describe('the nginx edge starting', () => {
+  it('says why when it cannot take the port, and neither retries nor leaves its prefix behind', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const lines: string[] = [];
+    const edge = new NginxEdge({
+      binary: findNginx(undefined),
+      workers: 1,
+      host: '127.0.0.1',
+      port: (taken.address() as net.AddressInfo).port,
+      berthPort: 1,
+      limits: { headerTimeoutMs: 30_000, idleTimeoutMs: 60_000, maxConnections: 100, maxConnectionsPerClient: 100 },
+      domainHasPort: false,
+      logger: createLogger('info', { write: (line: string) => lines.push(line) }),
+      onRestart: () => undefined,
+    });
+    try {
+      await expect(edge.start()).rejects.toThrow(/the nginx edge did not start: .*Address already in use/s);
+    } finally {
+      taken.close();
+    }
+    // Longer than the first restart delay: a failed start is reported, not retried.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(lines.filter((line) => line.includes('starting it again'))).toEqual([]);
+    expect(existsSync(edge.prefixDir)).toBe(false);
   });
 });
 

@@ -78,7 +78,12 @@ export class NginxEdge {
     const conf = renderEdgeConf({ ...this.options, prefix: this.prefix, secret: this.secret, modules });
     await writeFile(join(this.prefix, 'nginx.conf'), conf, { mode: 0o600 });
     this.admin = new Client('http://edge', { socketPath: join(this.prefix, 'admin.sock'), keepAliveTimeout: 10_000 });
-    await this.run();
+    try {
+      await this.run();
+    } catch (error) {
+      await this.stop();
+      throw error;
+    }
   }
 
   /** Stops nginx (gracefully, then not) and removes its prefix. Idempotent. */
@@ -110,11 +115,13 @@ export class NginxEdge {
     child.stderr?.on('data', (data: Buffer) => (output = `${output}${data.toString()}`.slice(-4000)));
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
     child.once('error', (error) => (output += String(error)));
+    // Set once nginx answers: an nginx that never started is the starter's failure to report, not one to restart.
+    let serving = false;
     child.once('exit', (code, signal) => {
       // The watcher goes with the group, before it could remove the prefix a restart needs.
       killGroup(child);
       if (this.child === child) this.child = undefined;
-      if (this.stopped) return;
+      if (this.stopped || !serving) return;
       this.log.error({ code, signal, output: output.trim() }, 'the nginx edge exited; starting it again');
       this.restartTimer = setTimeout(() => void this.restart(), this.restartDelayMs);
       this.restartDelayMs = Math.min(this.restartDelayMs * 2, RESTART_DELAY_CAP_MS);
@@ -134,6 +141,7 @@ export class NginxEdge {
       }
       await sleep(20);
     }
+    serving = true;
     this.restartDelayMs = RESTART_DELAY_MS;
     this.log.info({ port: this.options.port, workers: this.options.workers, pid: child.pid }, 'nginx edge is running');
   }
