@@ -216,7 +216,7 @@ export class TokenCache {
     }
     if (state.address !== null) backend.address = state.address;
     backend.phase = phaseOf(backend.status, backend.address);
-    if (backend.phase !== phase || backend.address !== address) this.onChange?.(backend);
+    if (backend.phase !== phase || !sameAddress(backend.address, address)) this.onChange?.(backend);
     if (!fromDatabase && (backend.status === 'waiting' || backend.status === 'ready') && backend.address === null) this.refresh(backend);
     if (backend.phase !== 'pending') this.wake(backend);
   }
@@ -268,4 +268,9 @@ export class TokenCache {
 /** A status event as route state: the steps that publish the port carry its address, so no query is needed. */
 function stateOf(event: StatusEvent): BackendRouteState {
   return { status: event.status, statusId: event.id, address: event.address === null ? null : (parseAddress(event.address) ?? null) };
+}
+
+/** Events carry the address anew each time: the same place is no change. */
+function sameAddress(a: HostAddress | null, b: HostAddress | null): boolean {
+  return a === b || (a !== null && b !== null && a.host === b.host && a.port === b.port);
 }
