@@ -85,6 +85,8 @@ interface Berth {
 interface Path {
   label: string;
   url: string;
+  /** The backend the app's answers must name (x-verified-backend), where the path sets it. */
+  backendId: string;
   /** CPU of the proxy's processes so far, in clock ticks (NaN for the direct path). */
   cpuTicks: () => number;
 }
@@ -131,13 +133,13 @@ async function stopBerth(berth: Berth, problems: string[]): Promise<void> {
 }
 
 /** One GET: the app must see `/bench`, and through berth, berth's verified headers. */
-async function sanityCheck(path: Path, backendId: string): Promise<void> {
+async function sanityCheck(path: Path): Promise<void> {
   const response = await fetch(path.url, { signal: AbortSignal.timeout(10_000) });
   const text = await response.text();
   if (response.status !== 200) throw new Error(`${path.label}: GET ${path.url} → ${response.status} ${text.slice(0, 300)}`);
   const echo = JSON.parse(text) as { url: string; headers: Record<string, string> };
   if (echo.url !== PATH) throw new Error(`${path.label}: the app saw ${echo.url}, expected ${PATH}`);
-  if ((path.label.startsWith('berth') || path.label === 'nginx + headers') && echo.headers['x-verified-backend'] !== backendId) throw new Error(`${path.label}: x-verified-backend missing or wrong`);
+  if ((path.label.startsWith('berth') || path.label === 'nginx + headers') && echo.headers['x-verified-backend'] !== path.backendId) throw new Error(`${path.label}: x-verified-backend missing or wrong`);
 }
 
 async function measure(wrk: string, path: Path): Promise<MeasuredRun> {
@@ -180,32 +182,31 @@ async function main(): Promise<number> {
     console.error('starting berth (PGlite, one process)…');
     const single = await startBerth();
     berths.push(single);
-    paths.push({ label: 'direct', url: `http://127.0.0.1:${single.hostPort}${PATH}`, cpuTicks: () => NaN });
-    paths.push({ label: 'berth', url: single.url, cpuTicks: treeCpu(single.child.pid) });
+    paths.push({ label: 'direct', url: `http://127.0.0.1:${single.hostPort}${PATH}`, backendId: single.backendId, cpuTicks: () => NaN });
+    paths.push({ label: 'berth', url: single.url, backendId: single.backendId, cpuTicks: treeCpu(single.child.pid) });
     if (nginxBinary) {
       console.error('starting berth with the nginx edge (PGlite)…');
       const edged = await startBerth(undefined, { BERTH_PROXY_EDGE: 'nginx', BERTH_PROXY_NGINX: nginxBinary, BERTH_PROXY_WORKERS: String(WORKERS) });
       berths.push(edged);
-      paths.push({ label: 'berth edge', url: edged.url, cpuTicks: treeCpu(edged.child.pid) });
+      paths.push({ label: 'berth edge', url: edged.url, backendId: edged.backendId, cpuTicks: treeCpu(edged.child.pid) });
       const one = await startNginx(nginxBinary, { upstreamPort: single.hostPort, workers: String(WORKERS), checkPath: PATH });
       nginxes.push(one);
-      paths.push({ label: 'nginx', url: `http://127.0.0.1:${one.port}${PATH}`, cpuTicks: treeCpu(one.child.pid!) });
+      paths.push({ label: 'nginx', url: `http://127.0.0.1:${one.port}${PATH}`, backendId: single.backendId, cpuTicks: treeCpu(one.child.pid!) });
       const headers = { 'x-verified-secret': single.secretToken, 'x-verified-backend': single.backendId };
       const same = await startNginx(nginxBinary, { upstreamPort: single.hostPort, workers: String(WORKERS), checkPath: PATH, headers });
       nginxes.push(same);
-      paths.push({ label: 'nginx + headers', url: `http://127.0.0.1:${same.port}${PATH}`, cpuTicks: treeCpu(same.child.pid!) });
+      paths.push({ label: 'nginx + headers', url: `http://127.0.0.1:${same.port}${PATH}`, backendId: single.backendId, cpuTicks: treeCpu(same.child.pid!) });
     }
     const floorProxy = await startFloorProxy(single.hostPort);
     floor = floorProxy.child;
-    paths.push({ label: 'node floor', url: floorProxy.url, cpuTicks: processCpu(floorProxy.child.pid!) });
+    paths.push({ label: 'node floor', url: floorProxy.url, backendId: single.backendId, cpuTicks: processCpu(floorProxy.child.pid!) });
     if (BEFORE) {
       console.error(`starting berth (PGlite, one process) from ${BEFORE}…`);
       const before = await startBerth(`${BEFORE.replace(/\/$/, '')}/bin/berth.js`);
       berths.push(before);
-      paths.splice(2, 0, { label: 'berth (before)', url: before.url, cpuTicks: treeCpu(before.child.pid) });
+      paths.splice(2, 0, { label: 'berth (before)', url: before.url, backendId: before.backendId, cpuTicks: treeCpu(before.child.pid) });
     }
-    const backendOf = (label: string) => berths[label === 'berth edge' ? 1 : label === 'berth (before)' ? berths.length - 1 : 0]!.backendId;
-    for (const path of paths) await sanityCheck(path, backendOf(path.label));
+    for (const path of paths) await sanityCheck(path);
 
     for (let round = 0; round < ROUNDS && !interrupted(); round++) {
       loads.push(loadavg(1));

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { ADMIN_TOKEN, freePort } from '../../test/support/berth.ts';
+import { rssOf } from './proc.ts';
 
 const BIN = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
 
@@ -87,8 +88,7 @@ export class BerthChild {
 
   /** Resident memory of the process now, in bytes. */
   rssBytes(): number {
-    const line = readFileSync(`/proc/${this.pid}/status`, 'utf8').split('\n').find((entry) => entry.startsWith('VmRSS:'));
-    return Number(/(\d+)/.exec(line ?? '')?.[1] ?? NaN) * 1024;
+    return rssOf(this.pid);
   }
 
   /** User + system CPU of the process so far, in ms (all its threads). */
